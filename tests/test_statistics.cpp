@@ -1,0 +1,219 @@
+// Oracles for rcpu::Statistics: streaming equals one pass, shards merge exactly, the variance
+// survives |mean| >> std, and bad input leaves the accumulator untouched.
+#include <rcpu/statistics.hpp>
+
+#include "support.hpp"
+
+using rcpu_test::rel_diff;
+using rcpu_test::Rng;
+using rcpu_test::tol;
+
+namespace {
+
+// Direct statistics of a whole matrix in long double: the oracle.
+struct Direct {
+  Eigen::VectorXd sum, abs_sum, sq_sum, mean, var;
+  Eigen::MatrixXd gram;
+};
+
+template <typename Derived>
+Direct direct(const Eigen::MatrixBase<Derived>& Xin) {
+  using LD = long double;
+  const Eigen::Matrix<LD, Eigen::Dynamic, Eigen::Dynamic> X = Xin.template cast<LD>();
+  Direct d;
+  const auto n = LD(X.rows());
+  const Eigen::Matrix<LD, Eigen::Dynamic, 1> s = X.colwise().sum().transpose();
+  const Eigen::Matrix<LD, Eigen::Dynamic, 1> m = s / n;
+  d.sum = s.template cast<double>();
+  d.mean = m.template cast<double>();
+  d.abs_sum = X.cwiseAbs().colwise().sum().transpose().template cast<double>();
+  d.sq_sum = X.cwiseAbs2().colwise().sum().transpose().template cast<double>();
+  d.var = ((X.rowwise() - m.transpose()).cwiseAbs2().colwise().sum().transpose() / n).template cast<double>();
+  d.gram = (X.transpose() * X).template cast<double>();
+  return d;
+}
+
+template <typename S, typename A>
+void require_matches(const rcpu::Statistics<S, A>& st, const Direct& d, double t) {
+  CHECK(rel_diff(st.sum(), d.sum) <= t);
+  CHECK(rel_diff(st.abs_sum(), d.abs_sum) <= t);
+  CHECK(rel_diff(st.sq_sum(), d.sq_sum) <= t);
+  CHECK(rel_diff(st.mean(), d.mean) <= t);
+  CHECK(rel_diff(st.variance(), d.var) <= t);
+  CHECK(rel_diff(st.gram(), d.gram) <= t);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("streaming in blocks equals one pass over the whole matrix", "[statistics]", float, double) {
+  Rng rng(1);
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  Mat X = rng.normal<TestType>(1000, 17);
+  X.col(3).array() += TestType(5);  // a channel with a large mean
+  const Direct d = direct(X);
+
+  rcpu::Statistics<TestType> whole(17), blocks(17);
+  whole.update(X);
+  for (Eigen::Index r = 0; r < X.rows(); r += 96) blocks.update(X.middleRows(r, std::min<Eigen::Index>(96, X.rows() - r)));
+  REQUIRE(whole.tokens() == 1000);
+  REQUIRE(blocks.tokens() == 1000);
+  // Sums are kept in double whatever the input scalar, so both match the oracle to double rounding.
+  require_matches(whole, d, 1e-13);
+  require_matches(blocks, d, 1e-13);
+  CHECK(rel_diff(blocks.l2_norm(), d.sq_sum.cwiseSqrt()) <= 1e-13);
+  CHECK(rel_diff(blocks.mean_abs(), d.abs_sum / 1000.0) <= 1e-13);
+}
+
+TEST_CASE("one million tokens: blocks match one pass within 1e-12 relative", "[statistics]") {
+  Rng rng(2);
+  const Eigen::Index n = 1000000, d = 6;
+  Eigen::MatrixXd X = rng.normal(n, d);
+  X.col(0).array() += 3.0;
+  X.col(1) *= 100.0;
+  rcpu::Statistics<double> one(d), streamed(d);
+  one.update(X);  // one call over the whole matrix
+  for (Eigen::Index r = 0; r < n; r += 8192) streamed.update(X.middleRows(r, std::min<Eigen::Index>(8192, n - r)));
+  const Direct ref = direct(X);
+  REQUIRE(streamed.tokens() == n);
+  for (const auto* st : {&one, &streamed}) require_matches(*st, ref, 1e-12);
+  CHECK(rel_diff(one.gram(), streamed.gram()) <= 1e-12);
+  CHECK(rel_diff(one.variance(), streamed.variance()) <= 1e-12);
+}
+
+TEST_CASE("variance stays accurate when |mean| >> std", "[statistics]") {
+  Rng rng(3);
+  Eigen::MatrixXd X = rng.normal(4000, 3);
+  X.col(0).array() += 1e8;  // s2/n - mean^2 would lose every digit here
+  X.col(1).array() += -3e7;
+  rcpu::Statistics<double> st(3, rcpu::GramMode::diagonal);
+  for (Eigen::Index r = 0; r < X.rows(); r += 100) st.update(X.middleRows(r, 100));
+  const Direct d = direct(X);
+  CHECK(rel_diff(st.variance(), d.var) <= 1e-8);
+  CHECK((st.variance().array() > 0.5).all());
+}
+
+TEMPLATE_TEST_CASE("merging shards equals one pass", "[statistics]", float, double) {
+  Rng rng(4);
+  const auto X = rng.normal<TestType>(900, 11);
+  rcpu::Statistics<TestType> all(11), a(11), b(11), c(11), empty(11);
+  all.update(X);
+  a.update(X.topRows(100));
+  b.update(X.middleRows(100, 500));
+  c.update(X.bottomRows(300));
+  a.merge(empty).merge(b).merge(c);
+  REQUIRE(a.tokens() == 900);
+  CHECK(rel_diff(a.sum(), all.sum()) <= 1e-13);
+  CHECK(rel_diff(a.abs_sum(), all.abs_sum()) <= 1e-13);
+  CHECK(rel_diff(a.sq_sum(), all.sq_sum()) <= 1e-13);
+  CHECK(rel_diff(a.variance(), all.variance()) <= 1e-13);
+  CHECK(rel_diff(a.gram(), all.gram()) <= 1e-13);
+  // Merging into an empty accumulator copies.
+  rcpu::Statistics<TestType> e(11);
+  e.merge(all);
+  CHECK(rel_diff(e.gram(), all.gram()) == 0.0);
+}
+
+TEMPLATE_TEST_CASE("row-major, column-major, Map and expressions give the same statistics", "[statistics]", float,
+                   double) {
+  Rng rng(5);
+  using ColMat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  using RowMat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const ColMat X = rng.normal<TestType>(300, 9);
+  const RowMat Xr = X;
+  std::vector<TestType> buffer(Xr.data(), Xr.data() + Xr.size());  // a caller's row-major token buffer
+  const Eigen::Map<const RowMat> map(buffer.data(), 300, 9);
+  rcpu::Statistics<TestType> s_col(9), s_row(9), s_map(9), s_expr(9);
+  s_col.update(X);
+  s_row.update(Xr);
+  s_map.update(map);
+  s_expr.update(TestType(0.5) * (X + X));
+  for (const auto* s : {&s_row, &s_map, &s_expr}) {
+    CHECK(rel_diff(s->gram(), s_col.gram()) <= 1e-14);
+    CHECK(rel_diff(s->variance(), s_col.variance()) <= 1e-14);
+    CHECK(rel_diff(s->abs_sum(), s_col.abs_sum()) <= 1e-14);
+  }
+}
+
+TEMPLATE_TEST_CASE("diagonal mode keeps every per-channel statistic and no Gram", "[statistics]", float, double) {
+  Rng rng(6);
+  const auto X = rng.normal<TestType>(200, 5);
+  rcpu::Statistics<TestType> full(5), diag(5, rcpu::GramMode::diagonal);
+  full.update(X);
+  diag.update(X);
+  CHECK_FALSE(diag.has_gram());
+  CHECK(rel_diff(diag.variance(), full.variance()) == 0.0);
+  CHECK(rel_diff(diag.sq_sum(), full.gram().diagonal()) <= 1e-15);
+  CHECK_THROWS_AS(diag.gram(), rcpu::invalid_argument);
+  CHECK_THROWS_AS(diag.covariance(), rcpu::invalid_argument);
+  CHECK_THROWS_AS(full.merge(diag), rcpu::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("covariance equals the two-pass covariance", "[statistics]", float, double) {
+  Rng rng(7);
+  auto X = rng.normal<TestType>(500, 7);
+  X.col(2).array() += TestType(10);
+  rcpu::Statistics<TestType> st(7);
+  st.update(X);
+  const Eigen::MatrixXd Xd = X.template cast<double>();
+  const Eigen::MatrixXd C = Xd.rowwise() - Xd.colwise().mean();
+  const Eigen::MatrixXd cov = C.transpose() * C / 500.0;
+  CHECK(rel_diff(st.covariance(), cov) <= 1e-12);
+}
+
+TEMPLATE_TEST_CASE("float accumulation is available when asked for", "[statistics]", float, double) {
+  Rng rng(8);
+  const auto X = rng.normal<TestType>(256, 4);
+  rcpu::Statistics<TestType, float> st(4);
+  st.update(X);
+  const Direct d = direct(X);
+  CHECK(rel_diff(st.gram(), d.gram) <= 1e-5);
+  CHECK(rel_diff(st.variance(), d.var) <= 1e-5);
+}
+
+TEST_CASE("from_sums rebuilds an accumulator exactly and validates its input", "[statistics]") {
+  Rng rng(9);
+  const Eigen::MatrixXd X = rng.normal(64, 4);
+  rcpu::Statistics<double> st(4);
+  st.update(X);
+  const auto back = rcpu::Statistics<double>::from_sums(st.tokens(), st.sum(), st.abs_sum(), st.sq_sum(), st.m2(), st.gram());
+  CHECK(back.tokens() == 64);
+  CHECK(rel_diff(back.gram(), st.gram()) == 0.0);
+  CHECK(rel_diff(back.variance(), st.variance()) == 0.0);
+  const Eigen::VectorXd neg = -Eigen::VectorXd::Ones(4);
+  CHECK_THROWS_AS(rcpu::Statistics<double>::from_sums(64, st.sum(), neg, st.sq_sum(), st.m2(), st.gram()),
+                  rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::Statistics<double>::from_sums(64, st.sum(), st.abs_sum(), st.sq_sum(), st.m2(),
+                                                      Eigen::MatrixXd::Zero(3, 3)),
+                  rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::Statistics<double>::from_sums(-1, st.sum(), st.abs_sum(), st.sq_sum(), st.m2(), st.gram()),
+                  rcpu::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("bad input throws and leaves the statistics unchanged", "[statistics][errors]", float, double) {
+  Rng rng(10);
+  auto X = rng.normal<TestType>(50, 6);
+  rcpu::Statistics<TestType> st(6);
+  CHECK_THROWS_AS(st.mean(), rcpu::invalid_argument);  // no tokens yet
+  CHECK_THROWS_AS(st.variance(), rcpu::invalid_argument);
+  CHECK_THROWS_AS(st.gram(), rcpu::invalid_argument);
+  st.update(X);
+  const Eigen::MatrixXd gram_before = st.gram();
+  const Eigen::VectorXd var_before = st.variance();
+
+  const auto wrong = rng.normal<TestType>(10, 5);
+  try {
+    st.update(wrong);
+    FAIL("expected rcpu::invalid_argument");
+  } catch (const rcpu::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("10x5") != std::string::npos);  // names the shape
+  }
+  X(7, 2) = std::numeric_limits<TestType>::quiet_NaN();
+  CHECK_THROWS_AS(st.update(X), rcpu::invalid_argument);
+  X(7, 2) = std::numeric_limits<TestType>::infinity();
+  CHECK_THROWS_AS(st.update(X), rcpu::invalid_argument);
+  CHECK(st.tokens() == 50);
+  CHECK(rel_diff(st.gram(), gram_before) == 0.0);
+  CHECK(rel_diff(st.variance(), var_before) == 0.0);
+  CHECK_THROWS_AS(st.merge(rcpu::Statistics<TestType>(7)), rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::Statistics<TestType>(-1), rcpu::invalid_argument);
+}
