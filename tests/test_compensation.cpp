@@ -5,6 +5,10 @@
 
 #include "support.hpp"
 
+// Every member of every public instantiation compiles.
+template struct rcpu::Compensated<float>;
+template struct rcpu::Compensated<double>;
+
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;

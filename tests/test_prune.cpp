@@ -3,6 +3,10 @@
 
 #include "support.hpp"
 
+// Every member of every public instantiation compiles.
+template struct rcpu::PrunedLayer<float>;
+template struct rcpu::PrunedLayer<double>;
+
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;

@@ -4,6 +4,12 @@
 
 #include "support.hpp"
 
+// Every member of every public instantiation compiles.
+template class rcpu::Statistics<float>;
+template class rcpu::Statistics<double>;
+template class rcpu::Statistics<float, float>;
+template class rcpu::Statistics<double, float>;
+
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;
