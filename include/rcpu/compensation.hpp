@@ -7,9 +7,11 @@
 /// Nothing here touches activations: with G the Gram of the input and K the kept columns,
 ///   A = W G[:,K]            (d_out x k),   M = Y Z^T = A W_K^T   (d_out x d_out),
 ///   ||Z||^2 = tr(W_K G_KK W_K^T),          ||Y||^2 = tr(W G W^T).
-/// A is formed as W_K G_KK + W_D G_DK, which also yields ||Z||^2 and ||Y||^2 for the report at the
-/// price of one extra d_out x |D| x |D| product.
+/// A is formed as W_K G_KK + W_D G_DK panel by panel, straight from G's columns (no copy of G's
+/// blocks), which also yields ||Z||^2 and ||Y||^2 for the report at the price of one d_out |D|^2 rank
+/// update. Products go through CBLAS and the Cholesky through LAPACKE when RCPU_USE_BLAS is on.
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -19,7 +21,9 @@
 #include <Eigen/Core>
 
 #include "config.hpp"
+#include "detail/blas.hpp"
 #include "detail/checks.hpp"
+#include "detail/lapack.hpp"
 #include "error.hpp"
 #include "procrustes.hpp"
 #include "report.hpp"
@@ -124,68 +128,105 @@ class StatsView {
 };
 
 // Everything about the dense layer and the kept set that the compensations and the report share.
+// W arrives with its columns permuted to [K, D] (kept in the caller's order, then dropped), so that
+// W_K and W_D are blocks of one matrix. With G the Gram:
+//   A = W G[:,K] = W_K G_KK + W_D G_DK  (one pass over G's kept columns, no copy of G's blocks)
+//   zz = ||W_K X_K||^2 = <W_K G_KK, W_K>,  yy = ||W X||^2 = zz + 2 <W_D G_DK, W_K> + <G_DD, W_D^T W_D>.
 struct LayerSystem {
-  const Eigen::MatrixXd& W;
+  const Eigen::MatrixXd& Wp;  // [W_K, W_D]
   const Eigen::VectorXd& b0;  // the original bias, zeros when the layer has none
   const StatsView& st;
   const std::vector<Index>& K;
-  std::vector<Index> D;
-  Eigen::MatrixXd WK, WD, GKK, P, A;  // P = W_K G_KK, A = W G[:,K]
-  Eigen::VectorXd Ws, sK, muK;        // W s, s_K, mu_K
-  double zz = 0, yy = 0;              // ||W_K X_K||^2, ||W X||^2 (no bias)
-  double YY = 0;                      // ||W X + b 1^T||^2
-  Eigen::MatrixXd YYt;                // (W X + b)(W X + b)^T, geometry only
+  std::vector<Index> D, perm;  // perm = [K, D]
+  Index k = 0, nd = 0;
+  Eigen::MatrixXd A;           // W G[:,K]
+  Eigen::MatrixXd P;           // W_K G_KK, geometry only
+  Eigen::VectorXd Ws, sK, muK;  // W s, s_K, mu_K
+  double zz = 0, yy = 0;        // ||W_K X_K||^2, ||W X||^2 (no bias)
+  double ak = 0;                // <A, W_K> = tr(W G[:,K] W_K^T)
+  double YY = 0;                // ||W X + b 1^T||^2
+  Eigen::MatrixXd YYt;          // (W X + b)(W X + b)^T, geometry only
 
-  LayerSystem(const Eigen::MatrixXd& W_, const Eigen::VectorXd& b_, const StatsView& st_,
+  auto WK() const { return Wp.leftCols(k); }
+  auto WD() const { return Wp.rightCols(nd); }
+
+  LayerSystem(const Eigen::MatrixXd& Wp_, const Eigen::VectorXd& b_, const StatsView& st_,
               const std::vector<Index>& K_, bool products, bool geometry)
-      : W(W_), b0(b_), st(st_), K(K_), D(complement(K_, W_.cols())) {
-    WK = W(Eigen::all, K);
-    if (!D.empty()) WD = W(Eigen::all, D);
-    Ws.noalias() = W * st.sum;
+      : Wp(Wp_), b0(b_), st(st_), K(K_), D(complement(K_, Wp_.cols())) {
+    k = Index(K.size());
+    nd = Index(D.size());
+    perm = K;
+    perm.insert(perm.end(), D.begin(), D.end());
+    Ws.noalias() = Wp * st.sum(perm);
     sK = st.sum(K);
     muK = st.mean(K);
     if (!products) return;
     const Eigen::MatrixXd& G = *st.gram;
-    GKK = G(K, K);
-    P.noalias() = WK * GKK;
-    A = P;
-    zz = P.cwiseProduct(WK).sum();
-    yy = zz;
-    Eigen::MatrixXd WG_D;  // W G[:,D], geometry only
-    if (!D.empty()) {
-      const Eigen::MatrixXd GDK = G(D, K);
-      const Eigen::MatrixXd R = WD * GDK;
-      A += R;
-      const Eigen::MatrixXd WDGDD = WD * Eigen::MatrixXd(G(D, D));
-      yy += 2.0 * R.cwiseProduct(WK).sum() + WDGDD.cwiseProduct(WD).sum();
-      if (geometry) WG_D = WK * GDK.transpose() + WDGDD;
+    const Index d_in = Wp.cols(), d_out = Wp.rows();
+    A.resize(d_out, k);
+    if (geometry) P.resize(d_out, k);
+    // Panels of kept columns of G, rows gathered in W's [K, D] order (G's columns are contiguous,
+    // so the gather stays in cache); two GEMMs per panel give P and R without forming G_KK or G_DK.
+    constexpr Index panel = 256;
+    Eigen::MatrixXd Gp;
+    for (Index j0 = 0; j0 < k; j0 += panel) {
+      const Index jb = std::min(panel, k - j0);
+      Gp.resize(d_in, jb);
+      for (Index c = 0; c < jb; ++c) {
+        const double* g = G.col(K[std::size_t(j0 + c)]).data();
+        double* dst = Gp.col(c).data();
+        for (Index i = 0; i < d_in; ++i) dst[i] = g[perm[std::size_t(i)]];
+      }
+      auto Ap = A.middleCols(j0, jb);
+      gemm<double>(Op::none, Op::none, 1.0, WK(), Gp.topRows(k), 0.0, Ap);  // W_K G_KK
+      zz += Ap.cwiseProduct(WK().middleCols(j0, jb)).sum();
+      if (geometry) P.middleCols(j0, jb) = Ap;
+      if (nd > 0) gemm<double>(Op::none, Op::none, 1.0, WD(), Gp.bottomRows(nd), 1.0, Ap);  // + W_D G_DK
+    }
+    ak = A.cwiseProduct(WK()).sum();
+    yy = 2.0 * ak - zz;
+    if (nd > 0) {
+      // <G_DD, W_D^T W_D> from the lower triangles: d_out nd^2 flops instead of 2 d_out nd^2.
+      Eigen::MatrixXd S(nd, nd);
+      syrk_lower<double>(Op::transpose, 1.0, WD(), 0.0, S);
+      double dd = 0;
+      for (Index j = 0; j < nd; ++j) {
+        const double* g = G.col(D[std::size_t(j)]).data();
+        dd += g[D[std::size_t(j)]] * S(j, j);
+        for (Index i = j + 1; i < nd; ++i) dd += 2.0 * g[D[std::size_t(i)]] * S(i, j);
+      }
+      yy += dd;
     }
     YY = yy + 2.0 * b0.dot(Ws) + st.n * b0.squaredNorm();
     if (geometry) {
-      YYt.noalias() = A * WK.transpose();
-      if (!D.empty()) YYt.noalias() += WG_D * WD.transpose();
+      // The token inner products need W G W^T in full: copies of G's blocks are fine here (opt-in).
+      YYt.noalias() = A * WK().transpose();
+      if (nd > 0) {
+        const Eigen::MatrixXd WG_D = WK() * Eigen::MatrixXd(G(D, K)).transpose() + WD() * Eigen::MatrixXd(G(D, D));
+        YYt.noalias() += WG_D * WD().transpose();
+      }
       YYt += Ws * b0.transpose() + b0 * Ws.transpose() + st.n * b0 * b0.transpose();
     }
   }
 
-  // Compares a candidate (Wp, bp) with the dense layer. WpG = Wp G_KK when known (geometry), and
-  // wgw = tr(Wp G_KK Wp^T).
-  OutputComparison compare(const Eigen::MatrixXd& Wp, const Eigen::VectorXd& bp, double wgw,
-                           const Eigen::MatrixXd* WpG) const {
+  // Compares a candidate (Wc, bp) with the dense layer. wgw = tr(Wc G_KK Wc^T), wa = <Wc, A> =
+  // tr(Wc G[K,:] W^T), and WcG = Wc G_KK when known (geometry).
+  OutputComparison compare(const Eigen::MatrixXd& Wc, const Eigen::VectorXd& bp, double wgw, double wa,
+                           const Eigen::MatrixXd* WcG) const {
     OutputComparison c;
-    const Eigen::VectorXd Wps = Wp * sK;
+    const Eigen::VectorXd Wcs = Wc * sK;
     const double n = st.n;
-    const double YpYp = wgw + 2.0 * bp.dot(Wps) + n * bp.squaredNorm();
-    const double cross = Wp.cwiseProduct(A).sum() + bp.dot(Ws) + b0.dot(Wps) + n * b0.dot(bp);
+    const double YpYp = wgw + 2.0 * bp.dot(Wcs) + n * bp.squaredNorm();
+    const double cross = wa + bp.dot(Ws) + b0.dot(Wcs) + n * b0.dot(bp);
     const double err2 = std::max(0.0, YY + YpYp - 2.0 * cross);
     c.relative_error = std::sqrt(err2 / YY);
     c.norm_ratio = std::sqrt(YpYp / YY);
     c.cosine = cross / std::sqrt(YY * YpYp);
-    if (WpG != nullptr && YYt.size() > 0) {
+    if (WcG != nullptr && YYt.size() > 0) {
       const Eigen::MatrixXd YYpt =
-          A * Wp.transpose() + Ws * bp.transpose() + b0 * Wps.transpose() + n * b0 * bp.transpose();
+          A * Wc.transpose() + Ws * bp.transpose() + b0 * Wcs.transpose() + n * b0 * bp.transpose();
       const Eigen::MatrixXd YpYpt =
-          *WpG * Wp.transpose() + Wps * bp.transpose() + bp * Wps.transpose() + n * bp * bp.transpose();
+          *WcG * Wc.transpose() + Wcs * bp.transpose() + bp * Wcs.transpose() + n * bp * bp.transpose();
       const double a = YYt.squaredNorm(), x = YYpt.squaredNorm(), y = YpYpt.squaredNorm();
       c.inner_product_distortion = std::sqrt(std::max(0.0, a - 2.0 * x + y) / a);
     }
@@ -193,7 +234,30 @@ struct LayerSystem {
   }
 };
 
-inline Compensated<double> compensate_impl(const Eigen::MatrixXd& W, const Eigen::VectorXd& b, bool has_bias,
+// W' (G_KK + lambda I) = B for W', in place in B (d_out x k), by Cholesky. False when G_KK + lambda I
+// is not positive definite (B is then unchanged).
+inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B) {
+#if defined(RCPU_HAVE_LAPACKE) && defined(RCPU_HAVE_BLAS)
+  if (lapack::cholesky_lower<double>(H) && blas_fits(B.rows(), B.cols(), H.rows())) {
+    // B L^{-T} L^{-1}: two triangular solves from the right, no transposed copies.
+    const int m = int(B.rows()), n = int(B.cols()), ldh = int(std::max<Index>(1, H.rows())),
+              ldb = int(std::max<Index>(1, B.rows()));
+    cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, m, n, 1.0, H.data(), ldh, B.data(), ldb);
+    cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, m, n, 1.0, H.data(), ldh, B.data(),
+                ldb);
+    return true;
+  }
+  return false;
+#else
+  Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(H);  // in place: no second k x k matrix
+  if (llt.info() != Eigen::Success) return false;
+  llt.matrixU().template solveInPlace<Eigen::OnTheRight>(B);
+  llt.matrixL().template solveInPlace<Eigen::OnTheRight>(B);
+  return true;
+#endif
+}
+
+inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eigen::VectorXd& b, bool has_bias,
                                            const StatsView& st, const std::vector<Index>& K, Compensation method,
                                            const CompensationOptions& opt) {
   require(std::isfinite(opt.lambda) && opt.lambda >= 0,
@@ -204,78 +268,98 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& W, const Eigen
   require(have_gram || !needs_gram(method), std::string("compensate: '") + to_string(method) +
                                                 "' needs the Gram, but the statistics were built with GramMode::diagonal");
   const bool geometry = opt.geometry && have_gram;
-  const Eigen::VectorXd b0 = has_bias ? b : Eigen::VectorXd::Zero(W.rows());
-  const LayerSystem sys(W, b0, st, K, have_gram, geometry);
+  const Eigen::VectorXd b0 = has_bias ? b : Eigen::VectorXd::Zero(Wp.rows());
+  LayerSystem sys(Wp, b0, st, K, have_gram, geometry);
+  const Index k = sys.k, d_out = Wp.rows();
 
   Compensated<double> out;
-  out.weight = sys.WK;
   if (has_bias) out.bias = b0;
   LayerReport& rep = out.report;
   rep.tokens = Index(st.n);
-  rep.rows = W.rows();
-  rep.columns = W.cols();
-  rep.kept_columns = Index(K.size());
+  rep.rows = d_out;
+  rep.columns = Wp.cols();
+  rep.kept_columns = k;
 
   double wgw = sys.zz;  // tr(W' G_KK W'^T) of the result
+  double wa = sys.ak;   // <W', A> of the result
+  bool weight_set = false;
   switch (method) {
     case Compensation::none: break;
     case Compensation::bias:
       out.bias = b0;
-      if (!sys.D.empty()) out.bias.noalias() += sys.WD * st.mean(sys.D);
+      if (sys.nd > 0) out.bias.noalias() += sys.WD() * st.mean(sys.D);
       break;
     case Compensation::rotation:
     case Compensation::rotation_scale:
     case Compensation::rotation_bias: {
-      const Eigen::MatrixXd M = sys.A * sys.WK.transpose();
-      Procrustes<double> pr(M, opt.procrustes);
-      rep.info = pr.info();
-      if (pr.info() != Info::success) break;
-      out.rotation = pr.rotation();
-      out.singular_values = pr.singular_values();
-      rep.rank_m = pr.rank();
-      rep.condition_m = pr.condition();
-      rep.reflection_fixed = pr.reflection_fixed();
-      out.weight.noalias() = out.rotation * sys.WK;
+      Eigen::MatrixXd M(d_out, d_out);
+      gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
+      if (!geometry) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
+      ProcrustesSolution<double> pr;
+      solve_procrustes<double>(M, opt.procrustes, pr);
+      rep.info = pr.info;
+      if (pr.info != Info::success) break;
+      rep.rank_m = numerical_rank(pr.sigma);
+      rep.condition_m = condition_number(pr.sigma);
+      rep.reflection_fixed = pr.flipped;
       if (method == Compensation::rotation_scale) {
-        out.scale = pr.scale(sys.zz, opt.scale_epsilon);
-        out.weight *= out.scale;
-        wgw = out.scale * out.scale * sys.zz;
+        const double den = sys.zz + opt.scale_epsilon;
+        require(std::isfinite(den) && den > 0, "Procrustes::scale: ||Z||^2 + epsilon = " + std::to_string(den) +
+                                                   " must be positive and finite");
+        out.scale = pr.trace / den;
       }
-      if (method == Compensation::rotation_bias) out.bias = b0 + W * st.mean - out.weight * sys.muK;
+      out.weight.resize(d_out, k);
+      gemm<double>(Op::none, Op::none, out.scale, pr.q, sys.WK(), 0.0, out.weight);  // s Q W_K
+      weight_set = true;
+      wgw = out.scale * out.scale * sys.zz;
+      wa = out.scale * pr.trace;
+      out.rotation = std::move(pr.q);
+      out.singular_values = std::move(pr.sigma);
+      if (method == Compensation::rotation_bias) out.bias = b0 + Wp * st.mean(sys.perm) - out.weight * sys.muK;
       rep.scale = out.scale;
       break;
     }
     case Compensation::least_squares:
     case Compensation::proximal_ridge: {
       const double lam = opt.lambda;
-      Eigen::MatrixXd H = sys.GKK;
+      const Eigen::MatrixXd& G = *st.gram;
+      Eigen::MatrixXd H(k, k);
+      for (Index j = 0; j < k; ++j) {  // lower triangle of G_KK + lambda I
+        const double* g = G.col(K[std::size_t(j)]).data();
+        for (Index i = j; i < k; ++i) H(i, j) = g[K[std::size_t(i)]];
+      }
       H.diagonal().array() += lam;
-      Eigen::MatrixXd rhs = sys.A.transpose();  // (W G[:,K])^T, k x d_out
-      if (method == Compensation::proximal_ridge) rhs += lam * sys.WK.transpose();
-      Eigen::LLT<Eigen::MatrixXd> llt(H);
-      if (llt.info() == Eigen::Success) {
-        out.weight = llt.solve(rhs).transpose();
-      } else {
+      out.weight = sys.A;  // B = W G[:,K] (+ lambda W_K): the right-hand side, solved in place
+      if (method == Compensation::proximal_ridge) out.weight += lam * sys.WK();
+      weight_set = true;
+      if (!ridge_solve(H, out.weight)) {
         // Singular G_KK + lambda I (e.g. lambda = 0 and dead channels): LDLT with its pseudo-inverse
         // treatment of zero pivots, and say so.
+        H = G(K, K);
+        H.diagonal().array() += lam;
+        Eigen::MatrixXd rhs = sys.A.transpose();
+        if (method == Compensation::proximal_ridge) rhs += lam * sys.WK().transpose();
         Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
         out.weight = ldlt.solve(rhs).transpose();
         rep.info = Info::numerical_issue;
       }
-      // W' (G_KK + lam I) = rhs^T  =>  W' G_KK = rhs^T - lam W'
-      wgw = (rhs.transpose() - lam * out.weight).cwiseProduct(out.weight).sum();
+      // W' (G_KK + lam I) = B  =>  W' G_KK = B - lam W' = A + lam (W_K - W')  (proximal) or A - lam W'
+      wa = out.weight.cwiseProduct(sys.A).sum();
+      wgw = wa - lam * out.weight.squaredNorm();
+      if (method == Compensation::proximal_ridge) wgw += lam * out.weight.cwiseProduct(sys.WK()).sum();
       break;
     }
   }
+  if (!weight_set) out.weight = sys.WK();
   if (rep.info != Info::success && rep.info != Info::numerical_issue) return out;
   if (!out.weight.allFinite() || (out.bias.size() && !out.bias.allFinite())) rep.info = Info::numerical_issue;
 
   if (have_gram) {
     const Eigen::VectorXd& bp = out.bias.size() ? out.bias : b0;
     Eigen::MatrixXd WpG;
-    if (geometry) WpG.noalias() = out.weight * sys.GKK;
-    rep.before = sys.compare(sys.WK, b0, sys.zz, geometry ? &sys.P : nullptr);
-    rep.after = sys.compare(out.weight, bp, wgw, geometry ? &WpG : nullptr);
+    if (geometry) WpG.noalias() = out.weight * Eigen::MatrixXd((*st.gram)(K, K));
+    rep.before = sys.compare(sys.WK(), b0, sys.zz, sys.ak, geometry ? &sys.P : nullptr);
+    rep.after = sys.compare(out.weight, bp, wgw, wa, geometry ? &WpG : nullptr);
   }
   return out;
 }
@@ -307,6 +391,17 @@ void check_layer(const Eigen::MatrixBase<DerivedW>& W, const Statistics<S, A>& s
   require_finite(W, (std::string(fn) + ": W").c_str());
 }
 
+// W as double with its columns in the order [K, D]: one copy that serves as W_K and W_D.
+template <typename DerivedW>
+Eigen::MatrixXd permuted_weight(const Eigen::MatrixBase<DerivedW>& W, const std::vector<Index>& K) {
+  const std::vector<Index> D = complement(K, W.cols());
+  Eigen::MatrixXd Wp(W.rows(), W.cols());
+  Index c = 0;
+  for (Index j : K) Wp.col(c++) = W.col(j).template cast<double>();
+  for (Index j : D) Wp.col(c++) = W.col(j).template cast<double>();
+  return Wp;
+}
+
 template <typename DerivedW, typename DerivedB>
 void check_bias(const Eigen::MatrixBase<DerivedW>& W, const Eigen::MatrixBase<DerivedB>& b, const char* fn) {
   require(b.cols() == 1 && b.rows() == W.rows(), std::string(fn) + ": bias is " + shape(b) + " but W is " + shape(W) +
@@ -336,7 +431,7 @@ Compensated<typename DerivedW::Scalar> compensate(const Eigen::MatrixBase<Derive
   detail::require_kept_set(kept, W.cols(), "compensate: kept");
   const detail::StatsView st(stats);
   return detail::cast_result<typename DerivedW::Scalar>(detail::compensate_impl(
-      W.template cast<double>(), bias.template cast<double>(), true, st, kept, method, options));
+      detail::permuted_weight(W, kept), bias.template cast<double>(), true, st, kept, method, options));
 }
 
 /// As above, for a layer without bias (a bias appears in the result only for bias and rotation_bias).
@@ -348,7 +443,7 @@ Compensated<typename DerivedW::Scalar> compensate(const Eigen::MatrixBase<Derive
   detail::require_kept_set(kept, W.cols(), "compensate: kept");
   const detail::StatsView st(stats);
   return detail::cast_result<typename DerivedW::Scalar>(detail::compensate_impl(
-      W.template cast<double>(), Eigen::VectorXd(), false, st, kept, method, options));
+      detail::permuted_weight(W, kept), Eigen::VectorXd(), false, st, kept, method, options));
 }
 
 }  // namespace rcpu

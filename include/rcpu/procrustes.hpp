@@ -9,22 +9,35 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <Eigen/Core>
 #include <Eigen/LU>
+#ifndef RCPU_NO_EIGEN_SVD
 #include <Eigen/SVD>
+#endif
 
 #include "config.hpp"
+#include "detail/blas.hpp"
 #include "detail/checks.hpp"
+#include "detail/lapack.hpp"
+#include "detail/polar.hpp"
 #include "error.hpp"
 
 namespace rcpu {
 
-/// Which SVD computes the Procrustes rotation.
+/// How the Procrustes rotation is computed. Every route gives the same Q (where Q is unique) to the
+/// accuracy stated in docs/performance.md; they differ in speed and in what they need.
 enum class ProcrustesMethod {
-  automatic,   ///< the fastest accurate route available (currently Eigen's BDCSVD)
-  bdc_svd,     ///< Eigen's divide-and-conquer SVD
-  jacobi_svd   ///< Eigen's two-sided Jacobi SVD: slow, most accurate; for checks on small problems
+  automatic,     ///< the fastest accurate route available: polar_eig
+  bdc_svd,       ///< Eigen's divide-and-conquer SVD, U V^T (slow to compile: ~40 s per scalar type)
+  jacobi_svd,    ///< Eigen's two-sided Jacobi SVD: slow, most accurate; for checks on small problems
+  lapack_gesdd,  ///< LAPACK's ?gesdd, U V^T (RCPU_USE_LAPACKE; bdc_svd without it): the reference route
+  polar_eig,     ///< Q = M (M^T M)^{-1/2} from the eigen-decomposition of M^T M, with the ill-conditioned
+                 ///< and null directions solved as a smaller problem of the same kind (the default)
+  newton,        ///< Higham's scaled Newton iteration; non-singular M only (else polar_eig is used)
+  mixed          ///< polar_eig with the eigen-decomposition in float, refined in double (Ogita-Aishima)
 };
 
 inline const char* to_string(ProcrustesMethod m) {
@@ -32,8 +45,22 @@ inline const char* to_string(ProcrustesMethod m) {
     case ProcrustesMethod::automatic: return "automatic";
     case ProcrustesMethod::bdc_svd: return "bdc_svd";
     case ProcrustesMethod::jacobi_svd: return "jacobi_svd";
+    case ProcrustesMethod::lapack_gesdd: return "lapack_gesdd";
+    case ProcrustesMethod::polar_eig: return "polar_eig";
+    case ProcrustesMethod::newton: return "newton";
+    case ProcrustesMethod::mixed: return "mixed";
   }
   return "unknown";
+}
+
+/// Parses the names printed by to_string(ProcrustesMethod). \throws rcpu::invalid_argument if unknown.
+inline ProcrustesMethod procrustes_method_from_string(const std::string& name) {
+  for (ProcrustesMethod m : {ProcrustesMethod::automatic, ProcrustesMethod::bdc_svd, ProcrustesMethod::jacobi_svd,
+                             ProcrustesMethod::lapack_gesdd, ProcrustesMethod::polar_eig, ProcrustesMethod::newton,
+                             ProcrustesMethod::mixed})
+    if (name == to_string(m)) return m;
+  detail::fail("unknown Procrustes method '" + name +
+               "' (automatic, bdc_svd, jacobi_svd, lapack_gesdd, polar_eig, newton, mixed)");
 }
 
 struct ProcrustesOptions {
@@ -43,6 +70,155 @@ struct ProcrustesOptions {
   /// (but harmless) when M is rank-deficient: Q is then not unique, only Q restricted to M's row space.
   bool proper_rotation = false;
 };
+
+namespace detail {
+
+/// Everything a Procrustes solve produces; Procrustes and compensate() move out of it.
+template <typename Scalar>
+struct ProcrustesSolution {
+  DenseMatrix<Scalar> q;
+  DenseVector<Scalar> sigma;
+  Scalar trace = 0;
+  bool flipped = false;
+  ProcrustesMethod method = ProcrustesMethod::automatic;
+  Info info = Info::not_computed;
+};
+
+#ifdef RCPU_HAVE_LAPACKE
+template <typename Scalar>
+void solve_gesdd(const ConstMatRef<Scalar>& M, PolarFactor<Scalar>& f) {
+  DenseMatrix<Scalar> A = M, U, VT;
+  if (!lapack::svd(A, f.sigma, U, VT)) return;
+  f.q.resize(M.rows(), M.rows());
+  gemm<Scalar>(Op::none, Op::none, Scalar(1), U, VT, Scalar(0), f.q);
+  f.u_min = U.col(M.rows() - 1);
+  f.v_min = VT.row(M.rows() - 1).transpose();
+  f.ok = true;
+}
+#endif
+
+// Eigen's SVDs, kept out of every other route's code path. RCPU_NO_EIGEN_SVD compiles them out:
+// about 40 s less per scalar type in every translation unit that solves a Procrustes problem.
+template <typename Scalar>
+void solve_eigen_svd(const ConstMatRef<Scalar>& M, PolarFactor<Scalar>& f, ProcrustesMethod method) {
+#ifdef RCPU_NO_EIGEN_SVD
+  (void)M;
+  (void)f;
+  fail(std::string("Procrustes: method ") + to_string(method) +
+       " was compiled out (RCPU_NO_EIGEN_SVD); use automatic, polar_eig or lapack_gesdd");
+#else
+  auto take = [&](const auto& svd) {
+    if (svd.info() != Eigen::Success) return;
+    f.sigma = svd.singularValues();
+    f.q.noalias() = svd.matrixU() * svd.matrixV().transpose();
+    f.u_min = svd.matrixU().col(M.rows() - 1);
+    f.v_min = svd.matrixV().col(M.rows() - 1);
+    f.ok = true;
+  };
+  using Matrix = DenseMatrix<Scalar>;
+  if (method == ProcrustesMethod::jacobi_svd)
+    take(Eigen::JacobiSVD<Matrix>(M, Eigen::ComputeFullU | Eigen::ComputeFullV));
+  else
+    take(Eigen::BDCSVD<Matrix>(M, Eigen::ComputeFullU | Eigen::ComputeFullV));
+#endif
+}
+
+template <typename Scalar>
+int determinant_sign(const DenseMatrix<Scalar>& q) {
+#ifdef RCPU_HAVE_LAPACKE
+  return lapack::det_sign(q) < 0 ? -1 : 1;  // q is orthogonal: never singular
+#else
+  return q.partialPivLu().determinant() < 0 ? -1 : 1;
+#endif
+}
+
+/// Solves max tr(Q^T M) with the route asked for (see ProcrustesMethod); M is square and finite.
+template <typename Scalar>
+void solve_procrustes(const ConstMatRef<Scalar>& M, const ProcrustesOptions& options, ProcrustesSolution<Scalar>& out) {
+  PolarFactor<Scalar> f;
+  ProcrustesMethod used = options.method == ProcrustesMethod::automatic ? ProcrustesMethod::polar_eig : options.method;
+  switch (used) {
+    case ProcrustesMethod::automatic:  // resolved above
+    case ProcrustesMethod::polar_eig:
+      polar_eig<Scalar>(M, f, Scalar(0), 0);
+      break;
+    case ProcrustesMethod::newton:
+      if (!polar_newton<Scalar>(M, f)) {
+        used = ProcrustesMethod::polar_eig;  // singular M: Newton's inverse does not exist
+        polar_eig<Scalar>(M, f, Scalar(0), 0);
+      }
+      break;
+    case ProcrustesMethod::mixed:
+#ifdef RCPU_HAVE_LAPACKE
+      if constexpr (std::is_same<Scalar, double>::value) {
+        if (polar_mixed(M, f)) break;
+      }
+#endif
+      // Float (nothing narrower to start from), no LAPACKE (Eigen's float eigen-solver is no faster),
+      // or a float start too far off to refine.
+      used = ProcrustesMethod::polar_eig;
+      polar_eig<Scalar>(M, f, Scalar(0), 0);
+      break;
+    case ProcrustesMethod::lapack_gesdd:
+#ifdef RCPU_HAVE_LAPACKE
+      solve_gesdd<Scalar>(M, f);
+      break;
+#else
+      used = ProcrustesMethod::bdc_svd;
+      [[fallthrough]];
+#endif
+    case ProcrustesMethod::bdc_svd:
+    case ProcrustesMethod::jacobi_svd:
+      solve_eigen_svd<Scalar>(M, f, used);
+      break;
+  }
+  out.method = used;
+  out.flipped = false;
+  out.sigma = std::move(f.sigma);
+  if (!f.ok || !f.q.allFinite()) {
+    out.info = Info::no_convergence;
+    out.q.resize(0, 0);
+    out.trace = out.sigma.size() ? out.sigma.sum() : Scalar(0);
+    return;
+  }
+  out.q = std::move(f.q);
+  // Rounding can leave the product routes slightly less orthogonal than an SVD; one Newton-Schulz
+  // sweep (3 d^3 flops) restores it when a cheap probe says it is needed.
+  const Scalar tol = Scalar(8) * std::sqrt(Scalar(M.rows())) * std::numeric_limits<Scalar>::epsilon();
+  if (used != ProcrustesMethod::bdc_svd && used != ProcrustesMethod::jacobi_svd && orthogonality_probe(out.q) > tol)
+    newton_schulz_step(out.q);
+  if (options.proper_rotation && determinant_sign(out.q) < 0) {
+    // Kabsch: Q = U diag(1, ..., 1, -1) V^T = U V^T - 2 u_last v_last^T.
+    if (f.u_min.size() == 0) {
+      f.q = out.q;
+      if (!smallest_pair_from_q<Scalar>(M, f)) {
+        out.info = Info::no_convergence;
+        out.q.resize(0, 0);
+        return;
+      }
+    }
+    out.q.noalias() -= Scalar(2) * f.u_min * f.v_min.transpose();
+    out.flipped = true;
+  }
+  out.trace = out.q.cwiseProduct(M).sum();
+  out.info = Info::success;
+}
+
+/// Numerical rank of M from its decreasing singular values: those above d * eps * sigma_max.
+template <typename Scalar>
+Index numerical_rank(const DenseVector<Scalar>& sigma) {
+  const Scalar tol = Scalar(sigma.size()) * std::numeric_limits<Scalar>::epsilon() * (sigma.size() ? sigma(0) : 0);
+  return (sigma.array() > tol).count();
+}
+
+/// sigma_max / sigma_min (infinity when sigma_min = 0).
+template <typename Scalar>
+Scalar condition_number(const DenseVector<Scalar>& sigma) {
+  const Scalar smin = sigma(sigma.size() - 1);
+  return smin > 0 ? sigma(0) / smin : std::numeric_limits<Scalar>::infinity();
+}
+
+}  // namespace detail
 
 /// Solver of the orthogonal Procrustes problem, in the style of Eigen's decompositions:
 /// construct or compute(), check info(), read rotation(), singular_values(), trace(), scale().
@@ -65,26 +241,22 @@ class Procrustes {
   }
 
   /// Solves max tr(Q^T M) for a square M (d x d).
-  /// \throws rcpu::invalid_argument if M is empty, not square, or has NaN/Inf.
+  /// \throws rcpu::invalid_argument if M is empty, not square, or has NaN/Inf, or if the method was
+  ///         compiled out (bdc_svd and jacobi_svd under RCPU_NO_EIGEN_SVD).
   template <typename Derived>
   Procrustes& compute(const Eigen::MatrixBase<Derived>& M, const ProcrustesOptions& options = {}) {
     detail::require(M.rows() >= 1 && M.rows() == M.cols(),
                     "Procrustes: M is " + detail::shape(M) + ", expected a non-empty square matrix");
     detail::require_finite(M, "Procrustes: M");
-    const Matrix Ms = M.template cast<Scalar>();
-    switch (options.method) {
-      case ProcrustesMethod::jacobi_svd: {
-        Eigen::JacobiSVD<Matrix> svd(Ms, Eigen::ComputeFullU | Eigen::ComputeFullV);
-        finish(svd.matrixU(), svd.singularValues(), svd.matrixV(), options, svd.info());
-        break;
-      }
-      case ProcrustesMethod::automatic:
-      case ProcrustesMethod::bdc_svd: {
-        Eigen::BDCSVD<Matrix> svd(Ms, Eigen::ComputeFullU | Eigen::ComputeFullV);
-        finish(svd.matrixU(), svd.singularValues(), svd.matrixV(), options, svd.info());
-        break;
-      }
-    }
+    const detail::ConstMatRef<Scalar> Ms = M.template cast<Scalar>();  // no copy for a Matrix<Scalar>
+    detail::ProcrustesSolution<Scalar> sol;
+    detail::solve_procrustes<Scalar>(Ms, options, sol);
+    m_q = std::move(sol.q);
+    m_sigma = std::move(sol.sigma);
+    m_trace = sol.trace;
+    m_flipped = sol.flipped;
+    m_method = sol.method;
+    m_info = sol.info;
     return *this;
   }
 
@@ -102,6 +274,14 @@ class Procrustes {
 
   Info info() const { return m_info; }
 
+  /// The route that produced the result: options.method, with automatic resolved, and the
+  /// fallbacks applied (newton on a singular M and mixed in float give polar_eig; lapack_gesdd
+  /// without LAPACKE gives bdc_svd).
+  ProcrustesMethod method() const {
+    require_computed("method");
+    return m_method;
+  }
+
   /// The orthogonal (or, with proper_rotation, special orthogonal) Q, d x d.
   const Matrix& rotation() const {
     require_computed("rotation");
@@ -112,8 +292,8 @@ class Procrustes {
     require_computed("singular_values");
     return m_sigma;
   }
-  /// The optimum tr(Q^T M): sum of the singular values, minus twice the smallest when the
-  /// reflection was fixed.
+  /// The optimum tr(Q^T M) (computed as such): the sum of the singular values, minus twice the
+  /// smallest when the reflection was fixed.
   Scalar trace() const {
     require_computed("trace");
     return m_trace;
@@ -135,38 +315,15 @@ class Procrustes {
   /// Numerical rank of M: singular values above max(d * eps * sigma_max, tiny).
   Index rank() const {
     require_computed("rank");
-    const Scalar tol = m_sigma.size() * std::numeric_limits<Scalar>::epsilon() * (m_sigma.size() ? m_sigma(0) : 0);
-    return (m_sigma.array() > tol).count();
+    return detail::numerical_rank(m_sigma);
   }
   /// sigma_max / sigma_min of M (infinity when M is singular).
   Scalar condition() const {
     require_computed("condition");
-    const Scalar smin = m_sigma(m_sigma.size() - 1);
-    return smin > 0 ? m_sigma(0) / smin : std::numeric_limits<Scalar>::infinity();
+    return detail::condition_number(m_sigma);
   }
 
  private:
-  template <typename U, typename S, typename V>
-  void finish(const U& u, const S& s, const V& v, const ProcrustesOptions& options, Eigen::ComputationInfo info) {
-    m_sigma = s;
-    m_flipped = false;
-    m_trace = m_sigma.sum();
-    if (info != Eigen::Success) {
-      m_info = Info::no_convergence;
-      m_q.resize(0, 0);
-      return;
-    }
-    m_q.noalias() = u * v.transpose();
-    if (options.proper_rotation && m_q.partialPivLu().determinant() < 0) {
-      // Kabsch: Q = U diag(1, ..., 1, -1) V^T = U V^T - 2 u_last v_last^T.
-      const Index last = m_sigma.size() - 1;
-      m_q.noalias() -= Scalar(2) * u.col(last) * v.col(last).transpose();
-      m_trace -= Scalar(2) * m_sigma(last);
-      m_flipped = true;
-    }
-    m_info = Info::success;
-  }
-
   void require_computed(const char* what) const {
     detail::require(m_info != Info::not_computed,
                     std::string("Procrustes::") + what + ": compute() has not been called");
@@ -176,6 +333,7 @@ class Procrustes {
   Vector m_sigma;
   Scalar m_trace = 0;
   bool m_flipped = false;
+  ProcrustesMethod m_method = ProcrustesMethod::automatic;
   Info m_info = Info::not_computed;
 };
 
@@ -185,7 +343,7 @@ template <typename Derived>
 Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, Eigen::Dynamic> procrustes_rotation(
     const Eigen::MatrixBase<Derived>& M, const ProcrustesOptions& options = {}) {
   Procrustes<typename Derived::Scalar> p(M, options);
-  if (p.info() != Info::success) throw numerical_error("procrustes_rotation: the SVD did not converge");
+  if (p.info() != Info::success) throw numerical_error("procrustes_rotation: the decomposition did not converge");
   return p.rotation();
 }
 

@@ -1,0 +1,313 @@
+// The fast paths (issue 4): every Procrustes route against the ?gesdd route on full-rank,
+// rank-deficient and ill-conditioned M, in float and double; the Gram's SYRK path and its float
+// policy; the compensation's restructured products. Built twice (tests/CMakeLists.txt): with the
+// BLAS/LAPACK macros of the rcpu target, and with RCPU_NO_BLAS (pure Eigen; the "gesdd route" is then
+// Eigen's BDCSVD, lapack_gesdd's documented fallback).
+#include <rcpu/compensation.hpp>
+#include <rcpu/procrustes.hpp>
+#include <rcpu/statistics.hpp>
+
+#include <Eigen/QR>
+
+#include "support.hpp"
+
+using rcpu_test::rel_diff;
+using rcpu_test::Rng;
+using rcpu_test::tol;
+
+namespace {
+
+template <typename S>
+using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+using PM = rcpu::ProcrustesMethod;
+
+const PM routes[] = {PM::automatic, PM::polar_eig, PM::newton, PM::mixed, PM::lapack_gesdd, PM::bdc_svd};
+
+// A Procrustes problem given by Y and Z (d x N), so that the objective ||Y - Q Z|| can be measured.
+struct Problem {
+  std::string name;
+  Eigen::MatrixXd Y, Z;
+};
+
+// Y = [U S^1/2, E1], Z = [V S^1/2, E2] with E1 E2^T = 0: M = Y Z^T = U S V^T has exactly the singular
+// values s, and the optimum keeps a residual ||E1||^2 + ||E2||^2, so relative errors are meaningful.
+Problem with_spectrum(const std::string& name, const Eigen::VectorXd& s, std::uint32_t seed) {
+  Rng rng(seed);
+  const Eigen::Index d = s.size(), m = 6;
+  const Eigen::MatrixXd U = rng.orthogonal(d), V = rng.orthogonal(d);
+  const Eigen::MatrixXd sq = s.cwiseSqrt().asDiagonal();
+  Problem p{name, Eigen::MatrixXd::Zero(d, d + 2 * m), Eigen::MatrixXd::Zero(d, d + 2 * m)};
+  p.Y.leftCols(d) = U * sq;
+  p.Z.leftCols(d) = V * sq;
+  p.Y.middleCols(d, m) = 0.3 * rng.normal(d, m);
+  p.Z.rightCols(m) = 0.3 * rng.normal(d, m);
+  return p;
+}
+
+std::vector<Problem> problems(Eigen::Index d, bool single) {
+  Rng rng(91 + std::uint32_t(d));
+  std::vector<Problem> ps;
+  // Full rank, generic.
+  {
+    const Eigen::Index n = 2 * d;
+    Eigen::MatrixXd Y = rng.normal(d, n), Z = rng.normal(d, n);
+    Z += 0.5 * Y;
+    ps.push_back({"full rank", Y, Z});
+  }
+  // Rank-deficient as for o_proj: Z = W_K X_K of rank 0.8 d.
+  {
+    const Eigen::Index k = Eigen::Index(0.8 * double(d)), n = 2 * d;
+    const Eigen::MatrixXd Z = rng.normal(d, k) * rng.normal(k, n);
+    const Eigen::MatrixXd Y = rng.normal(d, d) * Z + 0.1 * rng.normal(d, n);
+    ps.push_back({"rank-deficient", Y, Z});
+  }
+  // Ill-conditioned: singular values from 1 down to 1e-12 (1e-5 in float), geometrically.
+  {
+    Eigen::VectorXd s(d);
+    const double lo = single ? 1e-5 : 1e-12;
+    for (Eigen::Index i = 0; i < d; ++i) s(i) = std::pow(lo, double(i) / double(d - 1));
+    ps.push_back(with_spectrum("ill-conditioned", s, 92));
+  }
+  // A few tiny singular values among unit ones (the recursive tail with few columns).
+  {
+    Eigen::VectorXd s = Eigen::VectorXd::Ones(d);
+    s.tail(3) << 1e-7, 1e-9, 1e-11;
+    ps.push_back(with_spectrum("three tiny singular values", s, 93));
+  }
+  // Exactly rank-deficient by a zero block.
+  {
+    Eigen::VectorXd s = Eigen::VectorXd::LinSpaced(d, 2.0, 1.0);
+    s.tail(4).setZero();
+    ps.push_back(with_spectrum("exact zeros", s, 94));
+  }
+  return ps;
+}
+
+double orthogonality(const Eigen::MatrixXd& Q) {
+  return (Q.transpose() * Q - Eigen::MatrixXd::Identity(Q.cols(), Q.cols())).norm();
+}
+
+template <typename S>
+void check_routes(Eigen::Index d) {
+  const bool single = std::is_same<S, float>::value;
+  const double t = single ? 1e-4 : 1e-10;
+  for (const Problem& p : problems(d, single)) {
+    const Mat<S> M = (p.Y * p.Z.transpose()).cast<S>();
+    rcpu::Procrustes<S> ref(M, {PM::lapack_gesdd, false});
+    REQUIRE(ref.info() == rcpu::Info::success);
+    const Eigen::MatrixXd Qr = ref.rotation().template cast<double>();
+    const double f_ref = (p.Y - Qr * p.Z).norm(), orth_ref = orthogonality(Qr);
+    for (PM m : routes) {
+      INFO("d = " << d << ", " << p.name << ", route " << rcpu::to_string(m));
+      rcpu::Procrustes<S> pr(M, {m, false});
+      REQUIRE(pr.info() == rcpu::Info::success);
+      const Eigen::MatrixXd Q = pr.rotation().template cast<double>();
+      // Orthogonality and the objective within 1e-10 (1e-4 in float) of the gesdd answer.
+      CHECK(orthogonality(Q) <= orth_ref + t * std::sqrt(double(d)));
+      const double f = (p.Y - Q * p.Z).norm();
+      CHECK(std::abs(f - f_ref) <= t * f_ref);
+      // Q Z is unique even where Q is not (rank-deficient M, Z spanning M's row space): all routes
+      // agree on it. (In the constructed problems Z also has parts in M's null or tiny directions,
+      // where Q is not determined.)
+      if (p.name == "full rank" || p.name == "rank-deficient")
+        CHECK(rel_diff(Q * p.Z, Qr * p.Z) <= (single ? 2e-3 : 1e-9));
+      // The singular values, the rank, and the trace identity.
+      CHECK(rel_diff(pr.singular_values(), ref.singular_values()) <= (single ? 1e-4 : 1e-10));
+      CHECK(pr.rank() == ref.rank());
+      CHECK(std::abs(double(pr.trace()) - (Q.cwiseProduct(M.template cast<double>())).sum()) <=
+            tol<S>(1e-12, 1e-5) * std::abs(double(pr.trace())));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("backend reports what the translation unit was compiled with", "[fast_paths]") {
+  const std::string b = rcpu::backend();
+#ifdef RCPU_NO_BLAS
+  CHECK(b == "eigen");
+#elif defined(RCPU_USE_BLAS) && defined(RCPU_USE_LAPACKE)
+  CHECK(b == "cblas+lapacke");
+#endif
+  for (PM m : routes) CHECK(rcpu::procrustes_method_from_string(rcpu::to_string(m)) == m);
+  CHECK_THROWS_AS(rcpu::procrustes_method_from_string("svd"), rcpu::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("every Procrustes route matches the gesdd route", "[fast_paths][procrustes]", float, double) {
+  check_routes<TestType>(24);
+  // 130: two blocks of 128 reflectors in the back-transformation, and both tail strategies.
+  check_routes<TestType>(130);
+}
+
+TEMPLATE_TEST_CASE("the routes say which route ran", "[fast_paths][procrustes]", float, double) {
+  Rng rng(95);
+  const Mat<TestType> full = rng.normal<TestType>(20, 20);
+  Mat<TestType> singular = full;
+  singular.col(3).setZero();
+  rcpu::Procrustes<TestType> p;
+  CHECK(p.compute(full).method() == PM::polar_eig);  // automatic
+  CHECK(p.compute(full, {PM::newton, false}).method() == PM::newton);
+  CHECK(p.compute(singular, {PM::newton, false}).method() == PM::polar_eig);  // Newton needs an inverse
+#ifdef RCPU_HAVE_LAPACKE
+  CHECK(p.compute(full, {PM::mixed, false}).method() ==
+        (std::is_same<TestType, double>::value ? PM::mixed : PM::polar_eig));
+  CHECK(p.compute(full, {PM::lapack_gesdd, false}).method() == PM::lapack_gesdd);
+#else
+  CHECK(p.compute(full, {PM::mixed, false}).method() == PM::polar_eig);  // mixed needs LAPACK's float solver
+  CHECK(p.compute(full, {PM::lapack_gesdd, false}).method() == PM::bdc_svd);
+#endif
+  CHECK_THROWS_AS(rcpu::Procrustes<TestType>().method(), rcpu::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("proper_rotation works on every route", "[fast_paths][procrustes]", float, double) {
+  Rng rng(96);
+  const Eigen::Index d = 30, n = 90;
+  Eigen::MatrixXd R = rng.orthogonal(d);
+  R.col(0) *= -1;  // a reflection: the unconstrained optimum has det -1
+  const Eigen::MatrixXd Z = rng.normal(d, n);
+  const Eigen::MatrixXd Y = R * Z + 0.05 * rng.normal(d, n);
+  const Mat<TestType> M = (Y * Z.transpose()).cast<TestType>();
+  rcpu::Procrustes<TestType> ref(M, {PM::lapack_gesdd, true});
+  for (PM m : routes) {
+    INFO("route " << rcpu::to_string(m));
+    rcpu::Procrustes<TestType> p(M, {m, true});
+    REQUIRE(p.info() == rcpu::Info::success);
+    CHECK(p.reflection_fixed());
+    CHECK(std::abs(p.rotation().template cast<double>().determinant() - 1.0) <= tol<TestType>(1e-10, 1e-4));
+    CHECK(rel_diff(p.rotation(), ref.rotation()) <= tol<TestType>(1e-9, 1e-3));
+  }
+}
+
+TEMPLATE_TEST_CASE("zero and 1 x 1 M on every route", "[fast_paths][procrustes]", float, double) {
+  for (PM m : routes) {
+    INFO("route " << rcpu::to_string(m));
+    rcpu::Procrustes<TestType> z(Mat<TestType>::Zero(7, 7), {m, false});
+    CHECK(z.info() == rcpu::Info::success);
+    CHECK(z.rank() == 0);
+    CHECK(orthogonality(z.rotation().template cast<double>()) <= 1e-5);
+    rcpu::Procrustes<TestType> one(Mat<TestType>::Constant(1, 1, TestType(-2)), {m, false});
+    CHECK(one.rotation()(0, 0) == TestType(-1));
+    CHECK(one.singular_values()(0) == TestType(2));
+  }
+}
+
+TEMPLATE_TEST_CASE("the compensation gives the same W' on every route", "[fast_paths][compensation]", float, double) {
+  Rng rng(97);
+  const Eigen::Index d_out = 24, d_in = 24, n = 400;
+  const Eigen::MatrixXd X = rng.normal(n, 6) * rng.normal(6, d_in) + 0.5 * rng.normal(n, d_in);
+  const Mat<TestType> W = rng.normal<TestType>(d_out, d_in);
+  rcpu::Statistics<TestType> st(d_in);
+  st.update(X.cast<TestType>());
+  // o_proj-like (M rank-deficient: k < d_out) and down_proj-like (k >= d_out through d_in > d_out).
+  const std::vector<rcpu::Index> heads = {0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+  rcpu::CompensationOptions ref_opt;
+  ref_opt.procrustes.method = PM::lapack_gesdd;
+  for (auto c : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale}) {
+    const auto ref = rcpu::compensate(W, st, heads, c, ref_opt);
+    for (PM m : routes) {
+      INFO("route " << rcpu::to_string(m));
+      rcpu::CompensationOptions opt;
+      opt.procrustes.method = m;
+      const auto r = rcpu::compensate(W, st, heads, c, opt);
+      CHECK(r.report.info == rcpu::Info::success);
+      CHECK(rel_diff(r.weight, ref.weight) <= tol<TestType>(1e-9, 1e-4));
+      CHECK(std::abs(r.report.after.relative_error - ref.report.after.relative_error) <= 1e-9);
+      CHECK(r.report.rank_m == ref.report.rank_m);
+      CHECK(std::abs(r.scale - ref.scale) <= 1e-9 * ref.scale);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("the SYRK path reads every block layout in place and agrees", "[fast_paths][statistics]", float,
+                   double) {
+  Rng rng(98);
+  using Col = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  using Row = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Index d = 37, n = 700;
+  Col X = rng.normal<TestType>(n, d);
+  X.col(5).array() += TestType(40);  // |mean| >> std
+  const Row Xr = X;
+  rcpu::Statistics<TestType> a(d), b(d), c(d), e(d);
+  for (Eigen::Index r = 0; r < n; r += 100) {
+    a.update(X.middleRows(r, 100));   // column-major block with an outer stride
+    b.update(Xr.middleRows(r, 100));  // row-major block
+  }
+  // A strided Map (inner stride 2): not BLAS-compatible, evaluated first.
+  Eigen::Matrix<TestType, Eigen::Dynamic, 1> buf(2 * n * d);
+  for (Eigen::Index j = 0; j < d; ++j)
+    for (Eigen::Index i = 0; i < n; ++i) buf(2 * (j * n + i)) = X(i, j);
+  c.update(Eigen::Map<const Col, 0, Eigen::Stride<Eigen::Dynamic, 2>>(buf.data(), n, d,
+                                                                      Eigen::Stride<Eigen::Dynamic, 2>(2 * n, 2)));
+  e.update(X.cwiseProduct(Col::Ones(n, d)));  // an expression
+  const Eigen::MatrixXd G = (X.template cast<double>().transpose() * X.template cast<double>());
+  for (const auto* s : {&a, &b, &c, &e}) {
+    CHECK(rel_diff(s->gram(), G) <= 1e-13);
+    CHECK(rel_diff(s->sq_sum(), G.diagonal()) <= 1e-13);
+    CHECK(rel_diff(s->variance(), a.variance()) <= 1e-13);
+    CHECK(rel_diff(s->sum(), a.sum()) <= 1e-13);
+    CHECK(rel_diff(s->abs_sum(), a.abs_sum()) <= 1e-13);
+  }
+}
+
+TEST_CASE("GramPrecision::input_blocks: float partial Grams summed in double", "[fast_paths][statistics]") {
+  Rng rng(99);
+  const Eigen::Index d = 48, n = 10000;  // crosses the 4096-token flush twice, then a partial block
+  Eigen::MatrixXf X = rng.normal<float>(n, d);
+  X.col(2).array() += 30.0f;
+  rcpu::Statistics<float> exact(d), fast(d, rcpu::GramMode::full, rcpu::GramPrecision::input_blocks);
+  CHECK(fast.gram_precision() == rcpu::GramPrecision::input_blocks);
+  for (Eigen::Index r = 0; r < n; r += 512) {
+    const Eigen::Index len = std::min<Eigen::Index>(512, n - r);
+    exact.update(X.middleRows(r, len));
+    fast.update(X.middleRows(r, len));
+  }
+  // Every per-channel statistic is still exact; the Gram carries float sums over <= 4096 tokens.
+  CHECK(rel_diff(fast.sum(), exact.sum()) == 0.0);
+  CHECK(rel_diff(fast.sq_sum(), exact.sq_sum()) == 0.0);
+  CHECK(rel_diff(fast.variance(), exact.variance()) == 0.0);
+  const double err = rel_diff(fast.gram(), exact.gram());
+  CHECK(err > 0.0);
+  CHECK(err <= 1e-5);
+  // Entry-wise against sum |x_i x_j|, the scale of the rounding.
+  const Eigen::MatrixXd A = X.cast<double>().cwiseAbs();
+  const Eigen::MatrixXd scale = A.transpose() * A;
+  CHECK(((fast.gram() - exact.gram()).cwiseAbs().array() / scale.array()).maxCoeff() <= 1e-5);
+  // merge() takes the other side's pending partial Gram without changing it.
+  rcpu::Statistics<float> part1(d, rcpu::GramMode::full, rcpu::GramPrecision::input_blocks),
+      part2(d, rcpu::GramMode::full, rcpu::GramPrecision::input_blocks);
+  part1.update(X.topRows(3000));
+  part2.update(X.bottomRows(n - 3000));
+  part1.merge(part2);
+  CHECK(rel_diff(part1.gram(), exact.gram()) <= 1e-5);
+  CHECK(rel_diff(part2.gram(), (X.bottomRows(n - 3000).cast<double>().transpose() * X.bottomRows(n - 3000).cast<double>())) <= 1e-5);
+  // reset() forgets the pending block too.
+  fast.reset();
+  fast.update(X.topRows(10));
+  CHECK(rel_diff(fast.gram(), (X.topRows(10).cast<double>().transpose() * X.topRows(10).cast<double>())) <= 1e-6);
+  // Double input ignores the option (nothing narrower to sum in).
+  rcpu::Statistics<double> dd(d, rcpu::GramMode::full, rcpu::GramPrecision::input_blocks);
+  dd.update(X.cast<double>());
+  CHECK(rel_diff(dd.gram(), exact.gram()) <= 1e-13);
+}
+
+TEST_CASE("the ridge's Cholesky path equals the normal equations", "[fast_paths][compensation]") {
+  Rng rng(100);
+  const Eigen::Index d_out = 9, d_in = 300, n = 800;  // d_in > 256: two panels of kept columns
+  const Eigen::MatrixXd X = rng.normal(n, d_in);
+  const Eigen::MatrixXd W = rng.normal(d_out, d_in);
+  rcpu::Statistics<double> st(d_in);
+  st.update(X);
+  std::vector<rcpu::Index> kept;
+  for (rcpu::Index j = d_in - 1; j >= 0; j -= 1)
+    if (j % 7 != 3) kept.push_back(j);  // unsorted, gaps
+  rcpu::CompensationOptions opt;
+  opt.lambda = 3.0;
+  const auto r = rcpu::compensate(W, st, kept, rcpu::Compensation::proximal_ridge, opt);
+  const Eigen::MatrixXd G = st.gram(), WK = W(Eigen::all, kept);
+  Eigen::MatrixXd H = G(kept, kept);
+  H.diagonal().array() += opt.lambda;
+  const Eigen::MatrixXd rhs = W * G(Eigen::all, kept) + opt.lambda * WK;
+  const Eigen::MatrixXd expect = H.ldlt().solve(rhs.transpose()).transpose();
+  CHECK(rel_diff(r.weight, expect) <= 1e-10);
+  CHECK(r.report.info == rcpu::Info::success);
+}
