@@ -274,7 +274,6 @@ class Study {
   std::map<std::string, Run*> m_by_key;
   Clock::time_point m_t0;
   double m_pipe_rate = -1, m_eval_rate = -1;  // seconds per calibration window (x layers) / per eval window
-  double m_cost_done = 0;
   Index m_runs_done = 0;
   std::string m_current;
 };
