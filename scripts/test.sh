@@ -21,7 +21,8 @@ case "$variant" in
   gcc)   cxx=g++; cfg=(-DCMAKE_BUILD_TYPE=Release -DRCPU_BUILD_BENCHMARKS=ON) ;;
   clang) cxx=clang++; cfg=(-DCMAKE_BUILD_TYPE=Release); ctest_args=(-LE consumer) ;;
   asan)  cxx=g++; cfg=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g"
-              -DRCPU_SANITIZE=address,undefined); ctest_args=(-LE consumer) ;;
+              -DRCPU_SANITIZE=address,undefined -DRCPU_BUILD_EXAMPLES=OFF -DRCPU_BUILD_TOOLS=OFF)
+         ctest_args=(-LE consumer) ;;  # every test; the demo and the study tools are not rebuilt here
   cuda)  command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] ||
            { echo "scripts/test.sh cuda: needs the CUDA toolkit (nvcc, cuBLAS, cuSOLVER)" >&2; exit 2; }
          cxx=g++; cfg=(-DCMAKE_BUILD_TYPE=Release -DRCPU_ENABLE_CUDA=ON -DRCPU_BUILD_BENCHMARKS=ON)
