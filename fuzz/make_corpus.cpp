@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
   seeds.emplace_back("huge_count", counts.build());
 
   for (const auto& s : seeds) {
-    std::ofstream out(dir + "/" + s.first + ".gguf", std::ios::binary);
+    std::ofstream out(dir + "/" + s.first + ".seed", std::ios::binary);
     out.write(reinterpret_cast<const char*>(s.second.data()), static_cast<std::streamsize>(s.second.size()));
     if (!out) {
       std::cerr << "cannot write " << dir << "/" << s.first << ".gguf\n";
