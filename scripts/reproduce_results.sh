@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command behind docs/results.md: builds rcpu-prune-study, fetches SmolLM2-135M-Instruct
 # (tools/fetch_smollm2.sh) and the distribution-shift corpus (scripts/fetch_shift_corpus.sh), runs
-# every study of the comparison on ../shared/data/wikitext-2-raw-test.txt (about 80 minutes on 2
+# every study of the comparison on ../shared/data/wikitext-2-raw-test.txt (66 minutes on 2
 # cores), writes the CSV files to docs/results/ and renders docs/results.md with its figures.
 #   scripts/reproduce_results.sh                        the full study (SmolLM2)
 #   scripts/reproduce_results.sh --studies main         any rcpu-prune-study options are passed on

@@ -8,7 +8,12 @@
 //                    [--threads 2] [--calib-windows 128] [--eval-windows 48] [--val-windows 24]
 //                    [--ratios 0.1,0.2,0.3] [--lambdas 0.003,0.03,0.3] [--sweep-sizes 8,...,512]
 //                    [--sweep-ratio 0.2] [--studies main,ablation,ridge,gqa,adaptive,sweep,shift]
+//                    [--ridge-ratios 0.2] [--ablation-ratios 0.2]
 //                    [--seed 20251009] [--seq 128] [--chunk-windows 32] [--lockstep 4]
+//
+// Time (the whole default plan must stay within 90 minutes on 2 cores): ridge's lambda is swept on
+// validation windows at the --ridge-ratios (default: the sweep ratio) and the chosen value is used at
+// every other ratio; the ablation runs at the --ablation-ratios (default: the sweep ratio).
 //
 // Protocol (METHOD.md section 5, as the issue fixes it): the WikiText-2 test split is prepared as the
 // paper's evaluation does (lines joined with "\n\n") and tokenized once; its first half of tokens gives
@@ -239,6 +244,8 @@ struct Settings {
   Index seq = 128, calib = 128, eval_windows = 48, val_windows = 24, chunk = 32, lockstep = 4;
   std::uint64_t seed = 20251009;
   std::vector<double> ratios{0.1, 0.2, 0.3}, lambdas{3e-3, 3e-2, 3e-1}, sizes{8, 16, 32, 64, 128, 256, 512};
+  // Empty: the sweep ratio only.
+  std::vector<double> ridge_ratios, ablation_ratios;
   double sweep_ratio = 0.2, gqa_ratio = 1.0 / 3.0;
   std::set<std::string> studies{"main", "ablation", "ridge", "gqa", "adaptive", "sweep", "shift"};
 };
@@ -506,12 +513,20 @@ int Study::run() {
   // The plan.
   const auto want = [&](const char* s) { return m_s.studies.count(s) > 0; };
   const Index N0 = m_s.calib;
-  // Ridge: a lambda sweep per ratio, each evaluated on the validation windows only.
+  const auto among = [](const std::vector<double>& v, double r) {
+    return std::any_of(v.begin(), v.end(), [r](double x) { return std::abs(x - r) < 1e-12; });
+  };
+  const std::vector<double> ridge_ratios = m_s.ridge_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.ridge_ratios;
+  const std::vector<double> ablation_ratios =
+      m_s.ablation_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.ablation_ratios;
+  // Ridge: a lambda sweep at the ridge ratios (and the sweep ratio when the calibration or shift
+  // study needs it), each evaluated on the validation windows only.
   std::map<double, std::vector<Run*>> ridge_sweep;
   const bool ridge_needed = want("ridge") || want("main") || want("sweep") || want("shift");
   if (ridge_needed)
     for (double r : m_s.ratios)
-      if (want("ridge") || want("main") || r == m_s.sweep_ratio)
+      if (((want("ridge") || want("main")) && among(ridge_ratios, r)) ||
+          ((want("sweep") || want("shift")) && r == m_s.sweep_ratio))
         for (double a : m_s.lambdas) {
           Run& run = add("ridge", "ridge", r, "wikitext", N0, a);
           run.want_test = false;
@@ -535,7 +550,7 @@ int Study::run() {
         for (const char* id : {"rcpu_rotation", "rcpu_rotation_proper", "rcpu_rotation_per_head"})
           rot.push_back(&add("main", id, r, "wikitext", N0));
       }
-      if (want("ablation")) {
+      if (want("ablation") && among(ablation_ratios, r)) {
         rot.push_back(&add("ablation", "rcpu_rotation", r, "wikitext", N0));
         rot.push_back(&add("ablation", "rcpu_rotation_down_only", r, "wikitext", N0));
         none.push_back(&add("ablation", "rcpu_none", r, "wikitext", N0));
@@ -623,6 +638,17 @@ int Study::run() {
     append_windows(*best, true, false);
     write_runs();
   }
+  // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio.
+  if (want("main") && !best_lambda.empty())
+    for (double r : m_s.ratios) {
+      if (best_lambda.count(r)) continue;
+      double near = best_lambda.begin()->first;
+      for (const auto& [rr, a] : best_lambda)
+        if (std::abs(rr - r) < std::abs(near - r)) near = rr;
+      Run& run = add("main", "ridge", r, "wikitext", N0, best_lambda[near]);
+      run.studies.insert("ridge_best");
+      capped.push_back({&run});
+    }
   if (best_lambda.count(m_s.sweep_ratio)) {
     const double a = best_lambda[m_s.sweep_ratio];
     if (want("sweep"))
@@ -669,6 +695,13 @@ int Study::run() {
   for (double a : m_s.lambdas) lam += (lam.empty() ? "" : " ") + fmt(a, 6);
   put("lambdas", lam);
   for (auto& [r, a] : best_lambda) put("best_lambda_" + fmt(r, 6), fmt(a, 6));
+  const auto joined = [](const std::vector<double>& v) {
+    std::string out;
+    for (double x : v) out += (out.empty() ? "" : " ") + fmt(x, 6);
+    return out;
+  };
+  put("ridge_ratios", joined(ridge_ratios));
+  put("ablation_ratios", joined(ablation_ratios));
   put("cpu", cpu_model());
   put("cores", std::to_string(std::thread::hardware_concurrency()));
   put("memory", mem_total());
@@ -699,6 +732,7 @@ void usage() {
                "       [--threads 2] [--seq 128] [--calib-windows 128] [--eval-windows 48] [--val-windows 24]\n"
                "       [--ratios 0.1,0.2,0.3] [--lambdas 0.003,0.03,0.3] [--sweep-sizes 8,16,32,64,128,256,512]\n"
                "       [--sweep-ratio 0.2] [--gqa-ratio 0.3333333333] [--studies main,ablation,ridge,gqa,adaptive,sweep,shift]\n"
+               "       [--ridge-ratios 0.2] [--ablation-ratios 0.2]   (default: the sweep ratio)\n"
                "       [--seed 20251009] [--chunk-windows 32] [--lockstep 4]\n";
 }
 
@@ -733,6 +767,8 @@ int main(int argc, char** argv) {
     else if (a == "--seed") s.seed = std::uint64_t(integer());
     else if (a == "--ratios") s.ratios = parse_list(next(), "--ratios");
     else if (a == "--lambdas") s.lambdas = parse_list(next(), "--lambdas");
+    else if (a == "--ridge-ratios") s.ridge_ratios = parse_list(next(), "--ridge-ratios");
+    else if (a == "--ablation-ratios") s.ablation_ratios = parse_list(next(), "--ablation-ratios");
     else if (a == "--sweep-sizes") s.sizes = parse_list(next(), "--sweep-sizes");
     else if (a == "--sweep-ratio") s.sweep_ratio = parse_list(next(), "--sweep-ratio").at(0);
     else if (a == "--gqa-ratio") s.gqa_ratio = parse_list(next(), "--gqa-ratio").at(0);
