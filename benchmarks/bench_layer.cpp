@@ -2,14 +2,18 @@
 // 20%, for LLaMA-7B and SmolLM2-135M shapes, against the sum of the BLAS/LAPACK kernels it needs
 // (its lower bound: the same calls on ready, contiguous operands, without any glue), with peak memory.
 //
-// Peak memory ("peak_MiB") is the highest resident set during the call above the process's
-// resident set before any matrix was made (VmHWM after a reset of /proc/self/clear_refs), so it
-// counts W and G too; "must_MiB" is the bytes of the matrices the computation must hold:
-// W (float), G (double), and for the rotations M and the factors U, V (double, d_out^2 each) plus
-// the output (weight and rotation, float); for the ridge the Cholesky factor of G_KK + lambda I
-// (double, k^2) plus the output.
+// Peak memory ("peak_MiB") is measured per call: the freed heap is handed back to the kernel
+// (malloc_trim), the peak resident set is reset to the current one (/proc/self/clear_refs), and
+// the rise of VmHWM during the call is added to the bytes of the call's inputs (W, and the
+// statistics with their Gram). Data cached for other shapes is thus not counted. "must_MiB" is
+// the bytes of the matrices the computation must hold: W (float), G (double), and for the
+// rotations M and the factors U, V (double, d_out^2 each) plus the output (weight and rotation,
+// float); for the ridge the Cholesky factor of G_KK + lambda I (double, k^2) plus the output.
 #include <map>
 #include <memory>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <rcpu/prune.hpp>
 
@@ -31,8 +35,6 @@ const std::vector<Shape>& shapes() {
                                        {"llama7b_down_proj", 4096, 11008, 1}};
   return s;
 }
-
-long base_rss_kib = 0;  // resident set before any benchmark data exists
 
 struct LayerData {
   Eigen::MatrixXf W;
@@ -86,23 +88,40 @@ double must_hold_mib(const Shape& sh, rcpu::Compensation c) {
   return bytes / 1048576.0;
 }
 
+// Bytes of a call's inputs: W (float) and the statistics (Gram and four d_in vectors, double).
+double input_mib(const Shape& sh) {
+  const double din = double(sh.d_in);
+  return (4 * double(sh.d_out) * din + 8 * din * din + 5 * 8 * din) / 1048576.0;
+}
+
+// Resets the peak resident set to the current one, after the freed heap went back to the kernel
+// (otherwise the call could reuse resident pages freed by earlier benchmarks, unseen). Returns the
+// resident set in KiB, or -1 when the peak cannot be reset.
+long start_peak_window() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  if (!bench::reset_peak_rss()) return -1;
+  return bench::status_kib("VmRSS");
+}
+
 void rcpu_prune(benchmark::State& state, const Shape& sh, rcpu::Compensation c) {
   const LayerData& L = layer(sh);
   const rcpu::PruneOptions opt = options(sh, c);
-  long peak = 0;
+  long rise = -1;  // highest rise of the resident set during one call, KiB
   for (auto _ : state) {
     state.PauseTiming();
-    const bool reset = bench::reset_peak_rss();
+    const long base = start_peak_window();
     state.ResumeTiming();
     auto pruned = rcpu::prune_layer(L.W, L.stats, opt);
     benchmark::DoNotOptimize(pruned.weight.data());
     state.PauseTiming();
-    if (reset) peak = std::max(peak, bench::status_kib("VmHWM"));
+    if (base >= 0) rise = std::max(rise, bench::status_kib("VmHWM") - base);
     if (pruned.report.info != rcpu::Info::success) state.SkipWithError("prune_layer did not succeed");
     state.ResumeTiming();
   }
-  if (peak > 0) {
-    const double peak_mib = double(peak - base_rss_kib) / 1024.0, must = must_hold_mib(sh, c);
+  if (rise >= 0) {
+    const double peak_mib = input_mib(sh) + double(rise) / 1024.0, must = must_hold_mib(sh, c);
     state.counters["peak_MiB"] = peak_mib;
     state.counters["must_MiB"] = must;
     state.counters["peak_ratio"] = peak_mib / must;
@@ -177,12 +196,11 @@ void kernel_bound(benchmark::State& state, const Shape& sh, bool ridge) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Warm OpenBLAS (its buffers) before the baseline of the resident set is taken.
+  // Warm OpenBLAS (its per-thread buffers) so that they are not counted in the first call's peak.
   {
     Eigen::MatrixXd a = Eigen::MatrixXd::Random(256, 256), c(256, 256);
     bench::gemm<double>(CblasNoTrans, CblasNoTrans, 256, 256, 256, a.data(), 256, a.data(), 256, c.data(), 256);
   }
-  base_rss_kib = bench::status_kib("VmRSS");
   return bench::run_main(argc, argv, [](bool smoke) {
     static std::vector<Shape> tiny = {{"tiny_o_proj", 32, 32, 8}, {"tiny_down_proj", 24, 64, 1}};
     const std::vector<Shape>& list = smoke ? tiny : shapes();

@@ -132,6 +132,17 @@ def main():
     eb = medians(load(results, "bench_eigen_blas"))
     ctx = (load(results, "bench_gram") or load(results, "bench_procrustes") or {}).get("context", {})
 
+    def measured(*names):
+        """When a section's figures were measured (the JSON files' dates): one-group runs may differ."""
+        dates = []
+        for n in names:
+            doc = load(results, n)
+            if doc and doc.get("context", {}).get("date"):
+                d = doc["context"]["date"][:16].replace("T", " ") + " UTC"
+                if d not in dates:
+                    dates.append(d)
+        return ["Measured: " + ", ".join(dates) + ".", ""] if dates else []
+
     def get(m, key, field=None):
         e = m.get(key)
         if e is None:
@@ -146,6 +157,11 @@ def main():
           "(repetitions randomly interleaved), so that load bursts hit both sides alike. "
           "See [performance.md](performance.md) for the fast paths and the threading variables.", "",
           "## Machine and libraries", "", "```", machine]
+    for name in sorted(os.listdir(results)):
+        m = re.match(r"machine-(\w+)\.txt$", name)
+        if m:
+            with open(os.path.join(results, name)) as f:
+                md += ["", "one-group run (--only %s):" % m.group(1), f.read().strip()]
     if ctx:
         md += ["openblas config: " + ctx.get("openblas_config", "?"),
                "openblas threads: " + ctx.get("openblas_threads", "?"),
@@ -161,7 +177,7 @@ def main():
            "counted as N d^2 (one triangle). *rcpu* is the default (double sums: float blocks go "
            "through DSYRK); *input_blocks* is `GramPrecision::input_blocks` (float SSYRK over 4096 "
            "tokens, then summed in double). *Eigen* is Eigen's own rank update; *rcpu (Eigen)* is rcpu "
-           "built without BLAS (`bench_gram_eigen`).", "",
+           "built without BLAS (`bench_gram_eigen`).", ""] + measured("bench_gram", "bench_gram_eigen") + [
            "| d | input | layout | rcpu GFLOP/s | ?syrk GFLOP/s | **rcpu / syrk** | input_blocks GFLOP/s | **input_blocks / syrk** | Eigen GFLOP/s | rcpu (Eigen) GFLOP/s |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     gram_ratio = defaultdict(list)
@@ -183,6 +199,9 @@ def main():
                     gram_ratio[sc].append((ratio, d, lay))
                 if ratio_ib:
                     gram_ratio["float_input_blocks"].append((ratio_ib, d, lay))
+                sd = get(gram, "gram/syrk/double/%s/%d" % (lay, d), "flops")
+                if sc == "float" and r and sd:
+                    gram_ratio["float_vs_dsyrk"].append((r / sd, d, lay))
                 if lay == "col":
                     gram_series["rcpu " + sc].append((d, get(gram, "gram/rcpu/" + t)))
                     gram_series["syrk " + sc].append((d, get(gram, "gram/syrk/" + t)))
@@ -198,7 +217,7 @@ def main():
     if eb:
         md += ["## Eigen's EIGEN_USE_BLAS against direct CBLAS calls", "",
                "Same kernels, called through Eigen's BLAS back end (`EIGEN_USE_BLAS`, one translation unit) "
-               "and directly: rank update of 512 tokens, and a square GEMM.", "",
+               "and directly: rank update of 512 tokens, and a square GEMM.", ""] + measured("bench_eigen_blas") + [
                "| kernel | d | EIGEN_USE_BLAS GFLOP/s | CBLAS GFLOP/s | ratio |", "|---|---|---|---|---|"]
         for op in ("rank_update", "gemm"):
             for d in (576, 4096, 64):
@@ -217,7 +236,7 @@ def main():
            "back to polar_eig on a singular M); *rcpu (Eigen)* is rcpu built without BLAS/LAPACK. "
            "Accuracy against ?gesdd: `orth` = ||Q^T Q - I||_F, `deficit` = (tr(S) - tr(Q^T M)) / tr(S), the "
            "relative loss of the objective (||Y - Q Z||^2 = ||Y||^2 + ||Z||^2 - 2 tr(Q^T M)); negative "
-           "means better than ?gesdd by rounding.", "",
+           "means better than ?gesdd by rounding.", ""] + measured("bench_procrustes", "bench_procrustes_eigen") + [
            "| d | scalar | M | rcpu | gesdd | **rcpu / gesdd** | newton | mixed | BDCSVD | rcpu (Eigen) | rcpu orth | gesdd orth | rcpu deficit |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     proc_series = defaultdict(list)
@@ -265,10 +284,11 @@ def main():
            "W_K^T (GEMM), the Procrustes kernels of `polar_eig` for a full-rank M (SYRK, ?sytrd, ?stedc, "
            "three n^3 GEMMs) and Q W_K (GEMM); for the ridge, A, W_D^T W_D, ?potrf of G_KK + lambda I and "
            "two TRSMs. o_proj's M has rank k < d_out, for which rcpu also solves the small tail problem "
-           "(not in the bound). Peak memory: highest resident set during the call above the process's "
-           "start (so W and G count), against the bytes the computation must hold: W (float), G (double), "
+           "(not in the bound). Peak memory, measured per call: the rise of the peak resident set during "
+           "the call (freed heap trimmed and the peak reset just before it) plus the bytes of its inputs "
+           "(W, G), against the bytes the computation must hold: W (float), G (double), "
            "and M, U, V (double) plus the output weight and rotation (float) for the rotations, or the "
-           "Cholesky factor (double) plus the output weight for the ridge.", "",
+           "Cholesky factor (double) plus the output weight for the ridge.", ""] + measured("bench_layer") + [
            "| layer | d_out x d_in | method | rcpu | kernels | **rcpu / kernels** | peak MiB | must-hold MiB | **peak / must** |",
            "|---|---|---|---|---|---|---|---|---|"]
     shapes = [("smollm2_o_proj", "576 x 576"), ("smollm2_down_proj", "576 x 1536"),
@@ -299,6 +319,7 @@ def main():
         md.append("| %s | %s | %s |" % (name, value, "yes" if ok else ("**no**" if ok is not None else "n/a")))
 
     for sc, label in (("double", "double, ?syrk = DSYRK"), ("float", "float blocks, default double sums, vs SSYRK"),
+                      ("float_vs_dsyrk", "float blocks, default double sums, vs DSYRK: the bound of exact double sums"),
                       ("float_input_blocks", "float blocks, GramPrecision::input_blocks, vs SSYRK")):
         rs = gram_ratio.get(sc)
         if rs:

@@ -3,7 +3,9 @@
 # with tables, plots (docs/benchmarks-*.svg) and the machine and library versions.
 #   benchmarks/run.sh                 full run (about 35-45 min on 2 cores)
 #   benchmarks/run.sh --report-only   rewrite docs/benchmarks.md from the last run's JSON files
-#   benchmarks/run.sh --only gram     run one group (gram, procrustes, layer, eigen_blas), then report
+#   benchmarks/run.sh --only gram     run one group (gram, procrustes, layer, eigen_blas), then report;
+#                                     the other groups keep their last figures, and every section of
+#                                     the report says when its figures were measured
 # Run on a quiet machine: the report records the load average before and after.
 # Threads: OpenBLAS's (OPENBLAS_NUM_THREADS, default = all cores) are what the figures use.
 set -euo pipefail
@@ -29,6 +31,9 @@ if [ "$mode" = run ]; then
   cmake --build "$build" -j "$jobs" --target bench_gram bench_gram_eigen bench_procrustes bench_procrustes_eigen \
     bench_layer bench_eigen_blas
   mkdir -p "$out"
+  # A full run describes the machine in machine.txt; a one-group run in machine-<group>.txt, next to it.
+  machine="$out/machine.txt"
+  if [ -n "$only" ]; then machine="$out/machine-$only.txt"; else rm -f "$out"/machine-*.txt; fi
   {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
@@ -46,7 +51,7 @@ if [ "$mode" = run ]; then
     echo "OPENBLAS_NUM_THREADS: ${OPENBLAS_NUM_THREADS:-(unset)}"
     echo "OMP_NUM_THREADS: ${OMP_NUM_THREADS:-(unset)}"
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  } >"$out/machine.txt"
+  } >"$machine"
   start=$(date +%s)
   run() {  # run <group> <binary>: repetitions are set per benchmark; interleaving spreads load bursts
     local group=$1 bin=$2
@@ -64,7 +69,7 @@ if [ "$mode" = run ]; then
   {
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "duration: $(( $(date +%s) - start )) s"
-  } >>"$out/machine.txt"
+  } >>"$machine"
 fi
 
 python3 "$root/benchmarks/report.py" "$out" "$root/docs"

@@ -223,3 +223,101 @@ TEMPLATE_TEST_CASE("bad input throws and leaves the statistics unchanged", "[sta
   CHECK_THROWS_AS(st.merge(rcpu::Statistics<TestType>(7)), rcpu::invalid_argument);
   CHECK_THROWS_AS(rcpu::Statistics<TestType>(-1), rcpu::invalid_argument);
 }
+
+TEMPLATE_TEST_CASE("every block size and layout matches the one-pass oracle (vector lanes and their remainders)",
+                   "[statistics]", float, double) {
+  Rng rng(21);
+  using RowMat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  // Block sizes around the kernels' 4-token lanes, and channel counts around their vector widths.
+  for (Eigen::Index d : {1, 3, 8, 13}) {
+    Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic> X = rng.normal<TestType>(1 + 2 + 3 + 4 + 5 + 7 + 9, d);
+    X.col(0).array() += TestType(3);
+    const Direct oracle = direct(X);
+    const RowMat Xr = X;
+    rcpu::Statistics<TestType> col(d), row(d);
+    Eigen::Index r0 = 0;
+    for (Eigen::Index len : {1, 2, 3, 4, 5, 7, 9}) {
+      col.update(X.middleRows(r0, len));
+      row.update(Xr.middleRows(r0, len));
+      r0 += len;
+    }
+    require_matches(col, oracle, 1e-13);
+    require_matches(row, oracle, 1e-13);
+  }
+}
+
+TEMPLATE_TEST_CASE("an expression spanning several chunks equals the same block read in place", "[statistics]",
+                   float, double) {
+  Rng rng(22);
+  using Stats = rcpu::Statistics<TestType>;
+  const Eigen::Index n = 2 * Stats::chunk_rows + 123;
+  const Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic> X = rng.normal<TestType>(n, 5);
+  Stats in_place(5), expr(5);
+  in_place.update(X);
+  expr.update(TestType(2) * X - X);  // not directly accessible: evaluated chunk by chunk, twice
+  CHECK(expr.tokens() == n);
+  CHECK(rel_diff(expr.gram(), in_place.gram()) <= 1e-14);
+  CHECK(rel_diff(expr.variance(), in_place.variance()) <= 1e-14);
+  CHECK(rel_diff(expr.abs_sum(), in_place.abs_sum()) <= 1e-14);
+  CHECK(rel_diff(expr.sum(), in_place.sum()) <= 1e-14);
+}
+
+TEMPLATE_TEST_CASE("a bad entry anywhere in a large block, in any layout, is found and changes nothing",
+                   "[statistics][errors]", float, double) {
+  Rng rng(23);
+  using Stats = rcpu::Statistics<TestType>;
+  using RowMat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Index n = Stats::chunk_rows + 10;  // the bad entry sits in the second chunk
+  const Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic> X0 = rng.normal<TestType>(n, 4);
+  Stats st(4);
+  st.update(X0.topRows(20));
+  const Eigen::MatrixXd gram_before = st.gram();
+  const Eigen::VectorXd sum_before = st.sum(), m2_before = st.m2();
+  const TestType bad[] = {std::numeric_limits<TestType>::quiet_NaN(), std::numeric_limits<TestType>::infinity(),
+                          -std::numeric_limits<TestType>::infinity()};
+  for (TestType v : bad)
+    for (Eigen::Index row : {Eigen::Index(0), n - 3}) {
+      auto X = X0;
+      X(row, 1) = v;
+      const RowMat Xr = X;
+      const std::string where = "(" + std::to_string(row) + ", 1)";
+      for (int layout = 0; layout < 3; ++layout) {
+        try {
+          if (layout == 0) st.update(X);
+          if (layout == 1) st.update(Xr);
+          if (layout == 2) st.update(TestType(1) * X);
+          FAIL("expected rcpu::invalid_argument");
+        } catch (const rcpu::invalid_argument& e) {
+          CHECK(std::string(e.what()).find(where) != std::string::npos);  // names the entry
+        }
+      }
+    }
+  // The first statistics of an empty accumulator take their shift from the first token: a bad
+  // first token must be caught as well.
+  Stats fresh(4);
+  auto X = X0;
+  X(0, 2) = std::numeric_limits<TestType>::infinity();
+  CHECK_THROWS_AS(fresh.update(X), rcpu::invalid_argument);
+  CHECK(fresh.tokens() == 0);
+  CHECK(st.tokens() == 20);
+  CHECK(rel_diff(st.gram(), gram_before) == 0.0);
+  CHECK(rel_diff(st.sum(), sum_before) == 0.0);
+  CHECK(rel_diff(st.m2(), m2_before) == 0.0);
+}
+
+TEST_CASE("sums that overflow double are refused, not accumulated as Inf", "[statistics][errors]") {
+  Eigen::MatrixXd X = Eigen::MatrixXd::Ones(8, 3);
+  rcpu::Statistics<double> st(3);
+  st.update(X);
+  X(5, 1) = 1e200;  // finite, but its square is not
+  try {
+    st.update(X);
+    FAIL("expected rcpu::invalid_argument");
+  } catch (const rcpu::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("overflow") != std::string::npos);
+    CHECK(std::string(e.what()).find("8x3") != std::string::npos);
+  }
+  CHECK(st.tokens() == 8);
+  CHECK(st.gram().allFinite());
+  CHECK(st.sq_sum().allFinite());
+}

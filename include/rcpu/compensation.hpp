@@ -234,15 +234,18 @@ struct LayerSystem {
   }
 };
 
-// W' (G_KK + lambda I) = B for W', in place in B (d_out x k), by Cholesky. False when G_KK + lambda I
-// is not positive definite (B is then unchanged).
-inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B) {
+// W' (G_KK + lambda I) = B for W', in place in B (d_out x k), by Cholesky H = L L^T. False when
+// G_KK + lambda I is not positive definite (B is then unchanged). Also returns
+// bhb = <W', B> = tr(B H^{-1} B^T) = ||B L^{-T}||_F^2, read between the two triangular solves, so
+// that the report does not need a copy of B.
+inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B, double& bhb) {
 #if defined(RCPU_HAVE_LAPACKE) && defined(RCPU_HAVE_BLAS)
   if (lapack::cholesky_lower<double>(H) && blas_fits(B.rows(), B.cols(), H.rows())) {
     // B L^{-T} L^{-1}: two triangular solves from the right, no transposed copies.
     const int m = int(B.rows()), n = int(B.cols()), ldh = int(std::max<Index>(1, H.rows())),
               ldb = int(std::max<Index>(1, B.rows()));
     cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, m, n, 1.0, H.data(), ldh, B.data(), ldb);
+    bhb = B.squaredNorm();
     cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, m, n, 1.0, H.data(), ldh, B.data(),
                 ldb);
     return true;
@@ -252,6 +255,7 @@ inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B) {
   Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(H);  // in place: no second k x k matrix
   if (llt.info() != Eigen::Success) return false;
   llt.matrixU().template solveInPlace<Eigen::OnTheRight>(B);
+  bhb = B.squaredNorm();
   llt.matrixL().template solveInPlace<Eigen::OnTheRight>(B);
   return true;
 #endif
@@ -297,6 +301,7 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
       if (!geometry) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
       ProcrustesSolution<double> pr;
       solve_procrustes<double>(M, opt.procrustes, pr);
+      M.resize(0, 0);  // peak memory: M is not needed once Q is known
       rep.info = pr.info;
       if (pr.info != Info::success) break;
       rep.rank_m = numerical_rank(pr.sigma);
@@ -329,24 +334,31 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
         for (Index i = j; i < k; ++i) H(i, j) = g[K[std::size_t(i)]];
       }
       H.diagonal().array() += lam;
-      out.weight = sys.A;  // B = W G[:,K] (+ lambda W_K): the right-hand side, solved in place
-      if (method == Compensation::proximal_ridge) out.weight += lam * sys.WK();
+      // B = A (+ lambda W_K), the right-hand side, solved in place. A becomes B (peak memory: no
+      // copy) unless the geometry still needs it.
+      if (geometry)
+        out.weight = sys.A;
+      else
+        out.weight = std::move(sys.A);
+      const bool proximal = method == Compensation::proximal_ridge;
+      if (proximal) out.weight += lam * sys.WK();
       weight_set = true;
-      if (!ridge_solve(H, out.weight)) {
+      double bhb = 0;  // <W', B>
+      if (!ridge_solve(H, out.weight, bhb)) {
         // Singular G_KK + lambda I (e.g. lambda = 0 and dead channels): LDLT with its pseudo-inverse
-        // treatment of zero pivots, and say so.
+        // treatment of zero pivots, and say so. out.weight still holds B.
         H = G(K, K);
         H.diagonal().array() += lam;
-        Eigen::MatrixXd rhs = sys.A.transpose();
-        if (method == Compensation::proximal_ridge) rhs += lam * sys.WK().transpose();
+        const Eigen::MatrixXd rhs = out.weight.transpose();
         Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
         out.weight = ldlt.solve(rhs).transpose();
+        bhb = out.weight.cwiseProduct(rhs.transpose()).sum();
         rep.info = Info::numerical_issue;
       }
-      // W' (G_KK + lam I) = B  =>  W' G_KK = B - lam W' = A + lam (W_K - W')  (proximal) or A - lam W'
-      wa = out.weight.cwiseProduct(sys.A).sum();
-      wgw = wa - lam * out.weight.squaredNorm();
-      if (method == Compensation::proximal_ridge) wgw += lam * out.weight.cwiseProduct(sys.WK()).sum();
+      // W' (G_KK + lam I) = B = A + [proximal] lam W_K, so
+      //   <W', A> = <W', B> - [proximal] lam <W', W_K>,  tr(W' G_KK W'^T) = <W', B> - lam ||W'||^2.
+      wa = bhb - (proximal ? lam * out.weight.cwiseProduct(sys.WK()).sum() : 0.0);
+      wgw = bhb - lam * out.weight.squaredNorm();
       break;
     }
   }
@@ -369,10 +381,13 @@ Compensated<Scalar> cast_result(Compensated<double>&& r) {
   if constexpr (std::is_same<Scalar, double>::value) {
     return std::move(r);
   } else {
+    // Each double matrix is freed as soon as it is converted (peak memory).
     Compensated<Scalar> out;
     out.weight = r.weight.cast<Scalar>();
+    r.weight.resize(0, 0);
     out.bias = r.bias.cast<Scalar>();
     out.rotation = r.rotation.cast<Scalar>();
+    r.rotation.resize(0, 0);
     out.scale = r.scale;
     out.singular_values = std::move(r.singular_values);
     out.report = r.report;
@@ -402,6 +417,18 @@ Eigen::MatrixXd permuted_weight(const Eigen::MatrixBase<DerivedW>& W, const std:
   return Wp;
 }
 
+// compensate_impl on W permuted to [K, D] in double, whose copy is freed before the result is
+// converted to W's scalar (peak memory).
+template <typename DerivedW>
+Compensated<typename DerivedW::Scalar> compensate_cast(const Eigen::MatrixBase<DerivedW>& W, const Eigen::VectorXd& b,
+                                                       bool has_bias, const StatsView& st, const std::vector<Index>& K,
+                                                       Compensation method, const CompensationOptions& opt) {
+  Eigen::MatrixXd Wp = permuted_weight(W, K);
+  Compensated<double> r = compensate_impl(Wp, b, has_bias, st, K, method, opt);
+  Wp.resize(0, 0);
+  return cast_result<typename DerivedW::Scalar>(std::move(r));
+}
+
 template <typename DerivedW, typename DerivedB>
 void check_bias(const Eigen::MatrixBase<DerivedW>& W, const Eigen::MatrixBase<DerivedB>& b, const char* fn) {
   require(b.cols() == 1 && b.rows() == W.rows(), std::string(fn) + ": bias is " + shape(b) + " but W is " + shape(W) +
@@ -429,9 +456,7 @@ Compensated<typename DerivedW::Scalar> compensate(const Eigen::MatrixBase<Derive
   detail::check_layer(W, stats, "compensate");
   detail::check_bias(W, bias, "compensate");
   detail::require_kept_set(kept, W.cols(), "compensate: kept");
-  const detail::StatsView st(stats);
-  return detail::cast_result<typename DerivedW::Scalar>(detail::compensate_impl(
-      detail::permuted_weight(W, kept), bias.template cast<double>(), true, st, kept, method, options));
+  return detail::compensate_cast(W, bias.template cast<double>(), true, detail::StatsView(stats), kept, method, options);
 }
 
 /// As above, for a layer without bias (a bias appears in the result only for bias and rotation_bias).
@@ -441,9 +466,7 @@ Compensated<typename DerivedW::Scalar> compensate(const Eigen::MatrixBase<Derive
                                                   const CompensationOptions& options = {}) {
   detail::check_layer(W, stats, "compensate");
   detail::require_kept_set(kept, W.cols(), "compensate: kept");
-  const detail::StatsView st(stats);
-  return detail::cast_result<typename DerivedW::Scalar>(detail::compensate_impl(
-      detail::permuted_weight(W, kept), Eigen::VectorXd(), false, st, kept, method, options));
+  return detail::compensate_cast(W, Eigen::VectorXd(), false, detail::StatsView(stats), kept, method, options);
 }
 
 }  // namespace rcpu

@@ -7,6 +7,7 @@
 /// so that calibration activations never have to be stored.
 
 #include <algorithm>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -105,8 +106,8 @@ class Statistics {
   }
 
   /// Adds a block of tokens (rows = tokens, columns = channels).
-  /// \throws rcpu::invalid_argument if the block has the wrong number of columns or a NaN/Inf;
-  ///         the statistics are then unchanged.
+  /// \throws rcpu::invalid_argument if the block has the wrong number of columns, a NaN/Inf, or
+  ///         values whose sums overflow AccScalar; the statistics are then unchanged.
   template <typename Derived>
   Statistics& update(const Eigen::MatrixBase<Derived>& block) {
     static_assert(std::is_same<typename Derived::Scalar, Scalar>::value,
@@ -114,11 +115,40 @@ class Statistics {
     detail::require(block.cols() == m_d, "update: block is " + detail::shape(block) + " but the statistics have " +
                                              std::to_string(m_d) + " channels (expected Nx" + std::to_string(m_d) +
                                              ", rows = tokens)");
-    detail::require_finite(block.derived(), "update: block");
     const auto& X = block.derived();
-    for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) {
-      const Index len = std::min(chunk_rows, X.rows() - r0);
-      add_chunk(X.middleRows(r0, len));
+    if (X.rows() == 0) return *this;
+    // Two phases, so that a bad block changes nothing: the per-channel sums of the whole block
+    // (which also reveal any NaN/Inf), then the commit and the Gram.
+    constexpr bool direct = (int(Derived::Flags) & int(Eigen::DirectAccessBit)) != 0;
+    if constexpr (direct) {
+      if (X.innerStride() == 1) {  // read in place (a Matrix, a Map, a Block of either)
+        BlockSums b = start_sums(X);
+        add_sums(X, b);
+        commit_sums(X, b);
+        if (m_mode == GramMode::full)
+          for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) add_gram(X.middleRows(r0, std::min(chunk_rows, X.rows() - r0)));
+        return *this;
+      }
+    }
+    // An expression (or a strided view) is evaluated chunk by chunk, in its own scalar: twice when
+    // it spans several chunks, which bounds the temporary memory.
+    InputMatrix Xe = X.middleRows(0, std::min(chunk_rows, X.rows()));
+    BlockSums b = start_sums(Xe);
+    add_sums(Xe, b);
+    for (Index r0 = chunk_rows; r0 < X.rows(); r0 += chunk_rows) {
+      Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));
+      add_sums(Xe, b);
+    }
+    commit_sums(X, b);
+    if (m_mode == GramMode::full) {
+      if (X.rows() <= chunk_rows) {
+        add_gram(Xe);
+      } else {
+        for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) {
+          Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));
+          add_gram(Xe);
+        }
+      }
     }
     return *this;
   }
@@ -230,65 +260,106 @@ class Statistics {
   // Whether partial Grams are summed in the input scalar (GramPrecision::input_blocks, narrower input).
   static constexpr bool input_narrower = sizeof(Scalar) < sizeof(AccScalar);
 
-  // A block with direct memory access and unit inner stride (a Matrix, a Map, a Block of either, in
-  // either storage order) is read in place; anything else is evaluated once, in its own scalar.
-  template <typename Chunk>
-  void add_chunk(const Chunk& X) {
-    if (X.rows() == 0) return;
-    constexpr bool direct = (int(Chunk::Flags) & int(Eigen::DirectAccessBit)) != 0;
-    if constexpr (direct) {
-      if (X.innerStride() == 1) {
-        add_chunk_in_place(X);
-        return;
-      }
-    }
-    const InputMatrix Xe = X;
-    add_chunk_in_place(Xe);
-  }
+  // Per-channel sums of a block about a shift c close to the mean (the running mean, or the
+  // block's first token), which keeps m2 exact when |mean| >> std:
+  //   m2_b = sum (x - c)^2 - (sum (x - c))^2 / n_b.
+  struct BlockSums {
+    Index n = 0;
+    Vector c, s, a, q, u;  // shift, sum x, sum |x|, sum x^2, sum (x - c)^2
+  };
 
   template <typename Chunk>
-  void add_chunk_in_place(const Chunk& X) {
-    add_moments(X);
-    if (m_mode == GramMode::full) add_gram(X);
+  BlockSums start_sums(const Chunk& X) const {
+    BlockSums b;
+    b.c = m_n > 0 ? m_mean : Vector(X.row(0).transpose().template cast<AccScalar>());
+    b.s.setZero(m_d);
+    b.a.setZero(m_d);
+    b.q.setZero(m_d);
+    b.u.setZero(m_d);
+    return b;
   }
 
-  // Per-channel sums in one pass over the block, in AccScalar. m2 of the block is taken about a
-  // shift c close to the mean (the running mean, or the block's first token), which keeps it exact
-  // when |mean| >> std:  m2_b = sum (x - c)^2 - (sum (x - c))^2 / n_b.
+  // One pass over a block with unit inner stride, in place. The loops keep independent lanes
+  // (4 tokens of a row-major block, 4 partial sums of a column) so that compilers vectorize them
+  // without reassociating; this pass is the only work besides the Gram's SYRK.
   template <typename Chunk>
-  void add_moments(const Chunk& X) {
-    const Index nb = X.rows();
-    const Vector c = m_n > 0 ? m_mean : Vector(X.row(0).transpose().template cast<AccScalar>());
-    Vector s(m_d), a(m_d), q(m_d), u(m_d);
+  void add_sums(const Chunk& X, BlockSums& b) const {
+    const Index nb = X.rows(), ld = X.outerStride();
+    const Scalar* p = X.data();
+    const AccScalar* c = b.c.data();
+    AccScalar *s = b.s.data(), *a = b.a.data(), *q = b.q.data(), *u = b.u.data();
     if constexpr (bool(Chunk::IsRowMajor)) {
-      s.setZero();
-      a.setZero();
-      q.setZero();
-      u.setZero();
-      for (Index i = 0; i < nb; ++i) {
-        const auto x = X.row(i).transpose().template cast<AccScalar>();
-        s.array() += x.array();
-        a.array() += x.array().abs();
-        q.array() += x.array().square();
-        u.array() += (x.array() - c.array()).square();
+      const Index full = nb - nb % 4;
+      for (Index t = 0; t < full; t += 4) {
+        const Scalar *x0 = p + t * ld, *x1 = x0 + ld, *x2 = x1 + ld, *x3 = x2 + ld;
+        for (Index j = 0; j < m_d; ++j) {
+          const AccScalar v0 = AccScalar(x0[j]), v1 = AccScalar(x1[j]), v2 = AccScalar(x2[j]), v3 = AccScalar(x3[j]);
+          const AccScalar e0 = v0 - c[j], e1 = v1 - c[j], e2 = v2 - c[j], e3 = v3 - c[j];
+          s[j] += (v0 + v1) + (v2 + v3);
+          a[j] += (std::abs(v0) + std::abs(v1)) + (std::abs(v2) + std::abs(v3));
+          q[j] += (v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3);
+          u[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3);
+        }
+      }
+      for (Index t = full; t < nb; ++t) {
+        const Scalar* x = p + t * ld;
+        for (Index j = 0; j < m_d; ++j) {
+          const AccScalar v = AccScalar(x[j]), e = v - c[j];
+          s[j] += v;
+          a[j] += std::abs(v);
+          q[j] += v * v;
+          u[j] += e * e;
+        }
       }
     } else {
-      for (Index j = 0; j < m_d; ++j) {  // one column at a time: it stays in L1 across the sums
-        const auto x = X.col(j).template cast<AccScalar>();
-        s(j) = x.sum();
-        a(j) = x.cwiseAbs().sum();
-        q(j) = x.squaredNorm();
-        u(j) = (x.array() - c(j)).square().sum();
+      constexpr int L = 4;
+      for (Index j = 0; j < m_d; ++j) {
+        const Scalar* x = p + j * ld;
+        const AccScalar cj = c[j];
+        AccScalar ls[L] = {}, la[L] = {}, lq[L] = {}, lu[L] = {};
+        const Index full = nb - nb % L;
+        for (Index t = 0; t < full; t += L)
+          for (int l = 0; l < L; ++l) {
+            const AccScalar v = AccScalar(x[t + l]), e = v - cj;
+            ls[l] += v;
+            la[l] += std::abs(v);
+            lq[l] += v * v;
+            lu[l] += e * e;
+          }
+        for (Index t = full; t < nb; ++t) {
+          const AccScalar v = AccScalar(x[t]), e = v - cj;
+          ls[0] += v;
+          la[0] += std::abs(v);
+          lq[0] += v * v;
+          lu[0] += e * e;
+        }
+        s[j] += (ls[0] + ls[1]) + (ls[2] + ls[3]);
+        a[j] += (la[0] + la[1]) + (la[2] + la[3]);
+        q[j] += (lq[0] + lq[1]) + (lq[2] + lq[3]);
+        u[j] += (lu[0] + lu[1]) + (lu[2] + lu[3]);
       }
     }
-    const AccScalar n = AccScalar(nb);
-    const Vector t = s - n * c;  // sum (x - c)
-    const Vector bmean = s / n;
-    const Vector bm2 = (u - t.cwiseAbs2() / n).cwiseMax(AccScalar(0));
-    combine_moments(nb, bmean, bm2);
-    m_sum += s;
-    m_abs += a;
-    m_sq += q;
+    b.n += nb;
+  }
+
+  // Checks the block's sums (a NaN/Inf anywhere in the block makes sum |x| non-finite) and adds them.
+  template <typename Derived>
+  void commit_sums(const Derived& X, const BlockSums& b) {
+    if (!(b.a.allFinite() && b.s.allFinite() && b.q.allFinite() && b.u.allFinite())) {
+      detail::require_finite(X, "update: block");  // names the entry when there is one
+      std::ostringstream os;
+      os << "update: the sums of block " << detail::shape(X) << " overflow the accumulator (|x| up to "
+         << double(X.cwiseAbs().maxCoeff()) << ")";
+      detail::fail(os.str());
+    }
+    const AccScalar n = AccScalar(b.n);
+    const Vector t = b.s - n * b.c;  // sum (x - c)
+    const Vector bmean = b.s / n;
+    const Vector bm2 = (b.u - t.cwiseAbs2() / n).cwiseMax(AccScalar(0));
+    combine_moments(b.n, bmean, bm2);
+    m_sum += b.s;
+    m_abs += b.a;
+    m_sq += b.q;
   }
 
   // Lower triangle of the Gram += X^T X. A row-major N x d block is, in memory, the column-major
