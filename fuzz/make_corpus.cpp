@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     std::ofstream out(dir + "/" + s.first + ".seed", std::ios::binary);
     out.write(reinterpret_cast<const char*>(s.second.data()), static_cast<std::streamsize>(s.second.size()));
     if (!out) {
-      std::cerr << "cannot write " << dir << "/" << s.first << ".gguf\n";
+      std::cerr << "cannot write " << dir << "/" << s.first << ".seed\n";
       return 1;
     }
   }

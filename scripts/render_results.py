@@ -303,25 +303,27 @@ def main():
         run = main_run(m, r)
         return num(run["test_ppl"]) if run else math.nan
 
+    def wins(m, other):
+        """(ratios where both ran, those where m has the lower perplexity)."""
+        rs = [r for r in ratios if not math.isnan(at(m, r) + at(other, r))]
+        return rs, [r for r in rs if at(m, r) < at(other, r)]
+
     for peer in ("wanda_sp", "flap"):
-        rs = [r for r in ratios if not math.isnan(at("rcpu_rotation", r) + at(peer, r))]
+        rs, won = wins("rcpu_rotation", peer)
         if rs:
-            wins = [r for r in rs if at("rcpu_rotation", r) < at(peer, r)]
             claims.append("RCPU rotation beats %s at every ratio (paper: 10/20/30%%): %s here (wins at %s of %s%s)."
-                          % (NAMES[peer], holds(len(wins) == len(rs)), len(wins), len(rs),
-                             (": " + ", ".join(pct(r) for r in wins)) if wins else ""))
-    rs = [r for r in ratios if not math.isnan(at("rcpu_rotation", r) + at("rcpu_none", r))]
+                          % (NAMES[peer], holds(len(won) == len(rs)), len(won), len(rs),
+                             (": " + ", ".join(pct(r) for r in won)) if won else ""))
+    rs, won = wins("rcpu_rotation", "rcpu_none")
     if rs:
-        wins = [r for r in rs if at("rcpu_rotation", r) < at("rcpu_none", r)]
         claims.append("The rotation improves on the RCPU score without compensation: %s here (%s of %s ratios)."
-                      % (holds(len(wins) == len(rs)), len(wins), len(rs)))
-    rs = [r for r in ratios if not math.isnan(at("rcpu_rotation", r) + at("ridge", r))]
+                      % (holds(len(won) == len(rs)), len(won), len(rs)))
+    rs, won = wins("ridge", "rcpu_rotation")
     if rs:
-        wins = [r for r in rs if at("ridge", r) < at("rcpu_rotation", r)]
         claims.append("METHOD.md notes that a tuned proximal ridge can beat the rotation (LLaMA-7B, 10%%: about "
                       "13.2 vs 13.55): here it does at %s of %s ratios, by %s." % (
-                          len(wins), len(rs), ", ".join("%.0f%% at %s" % (100 * (1 - at("ridge", r) / at("rcpu_rotation", r)), pct(r))
-                                                        for r in wins) or "nothing"))
+                          len(won), len(rs), ", ".join("%.0f%% at %s" % (100 * (1 - at("ridge", r) / at("rcpu_rotation", r)), pct(r))
+                                                       for r in won) or "nothing"))
     ratios_abl = next((r for r in ratios if find("rcpu_rotation_o_only", r, "ablation", windows=calib)), None)
     ab = {}
     if ratios_abl is not None:
@@ -485,7 +487,7 @@ def main():
             py = find(m, sr, "shift", corpus="pydoc")
             if not py:
                 continue
-            a, b = (num(wiki["test_ppl"]) if wiki else math.nan), (num(py["test_ppl"]) if py else math.nan)
+            a, b = (num(wiki["test_ppl"]) if wiki else math.nan), num(py["test_ppl"])
             rows.append([NAMES[m], ppl(a), ppl(b), "%+.1f%%" % (100 * (b / a - 1)) if not math.isnan(a + b) else ""])
         w(table(["method", "calibrated on WikiText", "calibrated on Python docs", "change"], rows) + "\n")
 

@@ -691,15 +691,13 @@ int Study::run() {
   put("val_windows", std::to_string(m_val_windows.size()));
   put("sweep_ratio", fmt(m_s.sweep_ratio, 6));
   put("gqa_ratio", fmt(m_s.gqa_ratio, 6));
-  std::string lam;
-  for (double a : m_s.lambdas) lam += (lam.empty() ? "" : " ") + fmt(a, 6);
-  put("lambdas", lam);
-  for (auto& [r, a] : best_lambda) put("best_lambda_" + fmt(r, 6), fmt(a, 6));
   const auto joined = [](const std::vector<double>& v) {
     std::string out;
     for (double x : v) out += (out.empty() ? "" : " ") + fmt(x, 6);
     return out;
   };
+  put("lambdas", joined(m_s.lambdas));
+  for (auto& [r, a] : best_lambda) put("best_lambda_" + fmt(r, 6), fmt(a, 6));
   put("ridge_ratios", joined(ridge_ratios));
   put("ablation_ratios", joined(ablation_ratios));
   put("cpu", cpu_model());

@@ -140,16 +140,11 @@ class Statistics {
       add_sums(Xe, b);
     }
     commit_sums(X, b);
-    if (m_mode == GramMode::full) {
-      if (X.rows() <= chunk_rows) {
+    if (m_mode == GramMode::full)
+      for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) {
+        if (X.rows() > chunk_rows) Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));  // else still held
         add_gram(Xe);
-      } else {
-        for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) {
-          Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));
-          add_gram(Xe);
-        }
       }
-    }
     return *this;
   }
 
