@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <rcpu/io/npy.hpp>
+#include <rcpu/io/staged_output.hpp>
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/rcpu.hpp>
 
@@ -189,17 +190,20 @@ class Args {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Outputs written all or nothing: each file goes to DIR/name.rcpu-part first; commit() renames them
-// all; anything not committed is deleted.
+// Outputs written all or nothing: every file (and the --save-stats directory) is staged by
+// rcpu::io::StagedOutput and published in one step at the end; a failure anywhere, the publication
+// included, leaves the output directory and the statistics directory as they were.
 
 class OutputSet {
  public:
   explicit OutputSet(std::string dir) : m_dir(std::move(dir)) {}
   OutputSet(const OutputSet&) = delete;
   OutputSet& operator=(const OutputSet&) = delete;
+  // A directory this run created stays only if the run published into it.
   ~OutputSet() {
+    m_staged.discard();
     std::error_code ec;
-    for (const auto& f : m_files) fs::remove(part(f), ec);
+    if (m_created && !m_published) fs::remove(m_dir, ec);  // only removes it if empty
   }
 
   // Creates the directory (only now, when there is something to write).
@@ -207,38 +211,34 @@ class OutputSet {
     std::error_code ec;
     if (fs::exists(m_dir, ec) && !fs::is_directory(m_dir, ec))
       throw InputError("--out " + m_dir + ": exists and is not a directory");
+    m_created = !fs::exists(m_dir, ec);
     fs::create_directories(m_dir, ec);
     if (ec || !fs::is_directory(m_dir)) throw InputError("--out " + m_dir + ": cannot create the directory");
   }
 
   void add(const std::string& name, const std::function<void(std::ostream&)>& write) {
-    m_files.push_back(name);
-    std::ofstream out(part(name), std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError("cannot write " + part(name).string());
+    const fs::path part = m_staged.stage(fs::path(m_dir) / name);
+    std::ofstream out(part, std::ios::binary | std::ios::trunc);
+    if (!out) throw InputError("cannot write " + part.string());
     write(out);
     out.flush();
-    if (!out) throw InputError("write failed: " + part(name).string() + " (disk full?)");
+    if (!out) throw InputError("write failed: " + part.string() + " (disk full?)");
   }
 
-  // Renames every temporary file into place and deletes `stale` files this run did not produce.
+  rcpu::io::StagedOutput& staged() { return m_staged; }
+
+  // Publishes everything staged, and removes the `stale` files (an earlier run's outputs that this run
+  // does not produce; they stay if the publication fails).
   void commit(const std::vector<std::string>& stale) {
-    std::error_code ec;
-    for (const auto& f : m_files) {
-      fs::rename(part(f), fs::path(m_dir) / f, ec);
-      if (ec) throw InputError("cannot rename " + part(f).string() + " into place: " + ec.message());
-    }
-    for (const auto& f : stale) {
-      bool ours = false;
-      for (const auto& g : m_files) ours = ours || g == f;
-      if (!ours) fs::remove(fs::path(m_dir) / f, ec);
-    }
-    m_files.clear();
+    for (const auto& f : stale) m_staged.remove_on_publish(fs::path(m_dir) / f);
+    m_staged.publish();
+    m_published = true;
   }
 
  private:
-  fs::path part(const std::string& name) const { return fs::path(m_dir) / (name + ".rcpu-part"); }
   std::string m_dir;
-  std::vector<std::string> m_files;
+  bool m_created = false, m_published = false;
+  rcpu::io::StagedOutput m_staged;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -546,7 +546,8 @@ int run_prune(const PruneRequest& req, const rcpu::io::NpyHeader& weight_header)
      << ", \"kept_columns\": \"kept_columns.npy\", \"kept_units\": \"kept_units.npy\", \"scores\": "
      << (pruned.unit_scores.size() > 0 ? "\"scores.npy\"" : "null") << "},\n"
      << "  \"report\": {\"tokens\": " << rep.tokens << ", \"rows\": " << rep.rows << ", \"columns\": " << rep.columns
-     << ", \"kept_columns\": " << rep.kept_columns << ", \"info\": \"" << rcpu::to_string(rep.info) << "\",\n"
+     << ", \"kept_columns\": " << rep.kept_columns << ", \"info\": \"" << rcpu::to_string(rep.info) << "\""
+     << ", \"underdetermined\": " << (rep.underdetermined ? "true" : "false") << ",\n"
      << "    \"before\": " << json_comparison(rep.before) << ",\n"
      << "    \"after\": " << json_comparison(rep.after) << ",\n"
      << "    \"scale\": " << json_number(rep.scale) << ", \"rank_m\": " << rep.rank_m
@@ -555,11 +556,18 @@ int run_prune(const PruneRequest& req, const rcpu::io::NpyHeader& weight_header)
      << "}\n";
   const std::string report = js.str();
   out.add("report.json", [&](std::ostream& os) { os << report; });
-  if (!req.save_stats.empty()) rcpu::io::save_statistics(req.save_stats, st);
-  out.commit({"bias.npy", "scores.npy"});
+  if (!req.save_stats.empty()) rcpu::io::stage_statistics(out.staged(), req.save_stats, st);
+  std::vector<std::string> stale;
+  if (!pruned.has_bias()) stale.push_back("bias.npy");
+  if (pruned.unit_scores.size() == 0) stale.push_back("scores.npy");
+  out.commit(stale);
 
   if (rep.info == rcpu::Info::numerical_issue)
     std::cerr << "rcpu: warning: the compensation reported a numerical issue (see report.json)\n";
+  if (rep.underdetermined)
+    std::cerr << "rcpu: warning: " << rep.tokens << " calibration tokens < " << rep.kept_columns
+              << " kept columns: the compensated weight is not unique (other weights fit the calibration tokens "
+                 "as well); calibrate on more tokens\n";
   if (!req.quiet) {
     std::printf("rcpu prune: W %ldx%ld -> %ldx%ld, kept %zu of %ld %s, score %s, compensation %s, %ld tokens\n",
                 long(W.rows()), long(W.cols()), long(pruned.weight.rows()), long(pruned.weight.cols()),

@@ -6,8 +6,9 @@
 #include <memory>
 #include <tuple>
 
+#include <rcpu/procrustes.hpp>  // before Eigen (rcpu/detail/intrinsics.hpp)
+
 #include <Eigen/SVD>
-#include <rcpu/procrustes.hpp>
 
 #include "common.hpp"
 

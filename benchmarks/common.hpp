@@ -3,6 +3,10 @@
 #ifndef RCPU_BENCHMARKS_COMMON_HPP
 #define RCPU_BENCHMARKS_COMMON_HPP
 
+// rcpu first, before Eigen (rcpu/detail/intrinsics.hpp).
+#include <rcpu/config.hpp>
+#include <rcpu/kernels.hpp>
+
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <lapacke.h>
@@ -17,8 +21,6 @@
 
 #include <Eigen/Core>
 #include <Eigen/QR>
-
-#include <rcpu/config.hpp>
 
 namespace bench {
 
@@ -124,6 +126,9 @@ inline bool take_smoke_flag(int& argc, char** argv) {
 /// Machine and library facts, as benchmark context (they land in the JSON output).
 inline void add_context() {
   benchmark::AddCustomContext("rcpu_backend", rcpu::backend());
+  const rcpu::KernelInfo kernels = rcpu::kernel_info();
+  benchmark::AddCustomContext("openblas_core", kernels.blas_core.empty() ? "(none)" : kernels.blas_core);
+  benchmark::AddCustomContext("rcpu_products", rcpu::to_string(kernels.products));
   benchmark::AddCustomContext("openblas_config", openblas_get_config());
   benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
   const char* ct = std::getenv("OPENBLAS_CORETYPE");
@@ -145,6 +150,7 @@ inline int run_main(int argc, char** argv, const std::function<void(bool smoke)>
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   add_context();
+  if (const std::string notice = rcpu::kernel_notice(); !notice.empty()) std::fprintf(stderr, "%s\n", notice.c_str());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

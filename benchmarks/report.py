@@ -164,6 +164,7 @@ def main():
                 md += ["", "one-group run (--only %s):" % m.group(1), f.read().strip()]
     if ctx:
         md += ["openblas config: " + ctx.get("openblas_config", "?"),
+               "openblas core: " + ctx.get("openblas_core", "?") + " (rcpu's products: " + ctx.get("rcpu_products", "?") + ")",
                "openblas threads: " + ctx.get("openblas_threads", "?"),
                "benchmark library: Google Benchmark " + ctx.get("library_version", "1.7") +
                ", build type " + ctx.get("library_build_type", "?"),

@@ -5,6 +5,8 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake g++ clang          # compilers (CI builds with both) and the build system
+  ninja-build                              # faster parallel builds (scripts/test.sh uses it when present)
+  libclang-rt-14-dev                       # clang's sanitizer and libFuzzer runtimes (clang-asan, fuzz/)
   libeigen3-dev                            # Eigen 3.4: the only hard dependency of the headers
   catch2                                   # Catch2 2.13 for the tests
   libbenchmark-dev                         # Google Benchmark 1.7 for benchmarks/

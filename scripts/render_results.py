@@ -514,7 +514,7 @@ def main():
       % (meta.get("total_seconds"), num(meta.get("total_seconds")) / 60, meta.get("threads"),
          meta.get("load_start"), meta.get("load_end")))
     w("## Machine and settings\n")
-    rows = [[k, meta[k]] for k in ("date", "cpu", "cores", "memory", "threads", "compiler", "eigen", "blas",
+    rows = [[k, meta[k]] for k in ("date", "cpu", "cores", "memory", "threads", "compiler", "eigen", "blas", "openblas_core", "products",
                                    "backend", "lambdas", "ridge_ratios", "ablation_ratios", "gqa_ratio",
                                    "sweep_ratio") if k in meta]
     w(table(["", ""], rows) + "\n")

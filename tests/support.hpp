@@ -21,6 +21,15 @@
 
 namespace rcpu_test {
 
+/// Dynamic column-major matrix of a scalar.
+template <typename Scalar>
+using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+
+/// ||Q^T Q - I||_F: how far Q is from orthogonal.
+inline double orthogonality(const Eigen::MatrixXd& Q) {
+  return (Q.transpose() * Q - Eigen::MatrixXd::Identity(Q.cols(), Q.cols())).norm();
+}
+
 /// Tolerance that scales with the scalar's precision: `t_double` for double, `t_float` for float.
 template <typename Scalar>
 double tol(double t_double, double t_float) {

@@ -3,12 +3,15 @@
 #include <rcpu/compensation.hpp>
 #include <rcpu/reference.hpp>
 
+#include <sstream>
+
 #include "support.hpp"
 
 // Every member of every public instantiation compiles.
 template struct rcpu::Compensated<float>;
 template struct rcpu::Compensated<double>;
 
+using rcpu_test::Mat;
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;
@@ -37,8 +40,6 @@ Layer make_layer(std::uint32_t seed, Eigen::Index d_out, Eigen::Index d_in, Eige
   return L;
 }
 
-template <typename Scalar>
-using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
 template <typename Scalar>
 using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
@@ -240,4 +241,34 @@ TEMPLATE_TEST_CASE("compensate rejects bad input", "[compensation][errors]", flo
   CHECK_THROWS_AS(rcpu::compensate(W, st, kept, C::rotation), rcpu::invalid_argument);
   for (auto m : all_methods) CHECK(rcpu::compensation_from_string(rcpu::to_string(m)) == m);
   CHECK_THROWS_AS(rcpu::compensation_from_string("rot"), rcpu::invalid_argument);
+}
+
+TEST_CASE("fewer calibration tokens than kept columns is reported as underdetermined", "[compensation]") {
+  // N < k: G_KK is singular, and two SVD routes give weights that differ although both fit the
+  // calibration tokens equally well. The report must say so; with N >= k it must not.
+  const Layer few = make_layer(42, 10, 24, 12);  // 12 tokens, 18 kept columns
+  rcpu::Statistics<double> st(24);
+  st.update(few.X);
+  std::vector<rcpu::Index> kept;
+  for (rcpu::Index j = 0; j < 18; ++j) kept.push_back(j);
+  rcpu::CompensationOptions gesdd, eig;
+  gesdd.procrustes.method = rcpu::ProcrustesMethod::lapack_gesdd;
+  eig.procrustes.method = rcpu::ProcrustesMethod::polar_eig;
+  for (auto m : {rcpu::Compensation::rotation, rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge}) {
+    INFO(rcpu::to_string(m));
+    CHECK(rcpu::compensate(few.W, st, kept, m).report.underdetermined);
+  }
+  for (auto m : {rcpu::Compensation::none, rcpu::Compensation::bias})
+    CHECK_FALSE(rcpu::compensate(few.W, st, kept, m).report.underdetermined);
+  const auto a = rcpu::compensate(few.W, st, kept, rcpu::Compensation::rotation, gesdd);
+  const auto b = rcpu::compensate(few.W, st, kept, rcpu::Compensation::rotation, eig);
+  CHECK(std::abs(a.report.after.relative_error - b.report.after.relative_error) <= 1e-10);
+  std::ostringstream os;
+  os << a.report;
+  CHECK(os.str().find("underdetermined") != std::string::npos);
+
+  const Layer enough = make_layer(43, 10, 24, 200);
+  rcpu::Statistics<double> st2(24);
+  st2.update(enough.X);
+  for (auto m : all_methods) CHECK_FALSE(rcpu::compensate(enough.W, st2, kept, m).report.underdetermined);
 }

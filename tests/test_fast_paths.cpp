@@ -11,14 +11,14 @@
 
 #include "support.hpp"
 
+using rcpu_test::Mat;
+using rcpu_test::orthogonality;
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;
 
 namespace {
 
-template <typename S>
-using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
 using PM = rcpu::ProcrustesMethod;
 
 const PM routes[] = {PM::automatic, PM::polar_eig, PM::newton, PM::mixed, PM::lapack_gesdd, PM::bdc_svd};
@@ -83,9 +83,6 @@ std::vector<Problem> problems(Eigen::Index d, bool single) {
   return ps;
 }
 
-double orthogonality(const Eigen::MatrixXd& Q) {
-  return (Q.transpose() * Q - Eigen::MatrixXd::Identity(Q.cols(), Q.cols())).norm();
-}
 
 template <typename S>
 void check_routes(Eigen::Index d) {

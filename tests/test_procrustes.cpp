@@ -3,24 +3,23 @@
 
 #include <Eigen/LU>
 
+#include <string>
+
 #include "support.hpp"
 
 // Every member of every public instantiation compiles.
 template class rcpu::Procrustes<float>;
 template class rcpu::Procrustes<double>;
 
+using rcpu_test::Mat;
+using rcpu_test::orthogonality;
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;
 
 namespace {
 
-template <typename Scalar>
-using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
 
-double orthogonality(const Eigen::MatrixXd& Q) {
-  return (Q.transpose() * Q - Eigen::MatrixXd::Identity(Q.cols(), Q.cols())).norm();
-}
 
 const rcpu::ProcrustesMethod methods[] = {rcpu::ProcrustesMethod::automatic, rcpu::ProcrustesMethod::bdc_svd,
                                           rcpu::ProcrustesMethod::jacobi_svd};
@@ -166,4 +165,29 @@ TEMPLATE_TEST_CASE("Procrustes rejects bad input and use before compute", "[proc
   CHECK_THROWS_AS(rcpu::procrustes_rotation(Mat<TestType>::Zero(2, 3)), rcpu::invalid_argument);
   CHECK(rel_diff(rcpu::procrustes_rotation(Mat<TestType>(Mat<TestType>::Identity(4, 4) * TestType(3))),
                  Eigen::MatrixXd::Identity(4, 4)) <= 1e-6);
+}
+
+TEST_CASE("past 32-bit LAPACK's size limit a route is refused clearly or falls back to Eigen", "[procrustes][errors]") {
+  using PM = rcpu::ProcrustesMethod;
+  CHECK(rcpu::detail::procrustes_route(PM::automatic, 4096) == PM::polar_eig);
+  CHECK(rcpu::detail::procrustes_route(PM::bdc_svd, 60000) == PM::bdc_svd);  // Eigen: no limit
+#ifdef RCPU_HAVE_LAPACKE
+  const rcpu::Index big = 46341, gesdd_max = rcpu::detail::lapack::max_order(true);
+  CHECK(gesdd_max >= 23000);  // 4 n^2 workspace entries in an int
+  CHECK(rcpu::detail::lapack::max_order(false) >= 32000);  // 2 n^2 (?syevd)
+  CHECK(rcpu::detail::procrustes_route(PM::automatic, big) == PM::bdc_svd);
+  CHECK(rcpu::detail::procrustes_route(PM::lapack_gesdd, gesdd_max) == PM::lapack_gesdd);
+  CHECK_THROWS_AS(rcpu::detail::procrustes_route(PM::lapack_gesdd, gesdd_max + 1), rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::detail::procrustes_route(PM::newton, big), rcpu::invalid_argument);
+  // Refused before M is read or copied: an expression of 46341^2 entries costs nothing here.
+  try {
+    rcpu::Procrustes<double> p(Eigen::MatrixXd::Identity(big, big), {PM::polar_eig, false});
+    FAIL("accepted a 46341 x 46341 M on a 32-bit LAPACK route");
+  } catch (const rcpu::invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK(what.find("46341x46341") != std::string::npos);
+    CHECK(what.find("32-bit") != std::string::npos);
+    CHECK(what.find("bdc_svd") != std::string::npos);
+  }
+#endif
 }

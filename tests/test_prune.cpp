@@ -7,14 +7,13 @@
 template struct rcpu::PrunedLayer<float>;
 template struct rcpu::PrunedLayer<double>;
 
+using rcpu_test::Mat;
 using rcpu_test::rel_diff;
 using rcpu_test::Rng;
 using rcpu_test::tol;
 
 namespace {
 
-template <typename Scalar>
-using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
 
 struct Setup {
   Eigen::MatrixXd W, X;

@@ -17,12 +17,13 @@
 #include <string>
 #include <vector>
 
+#include <rcpu/kernels.hpp>
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/model/llama.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/tokenizer.hpp>
 
-#ifdef RCPU_MODEL_OPENBLAS
+#ifdef RCPU_TOOL_OPENBLAS
 extern "C" void openblas_set_num_threads(int);
 #endif
 
@@ -104,11 +105,13 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
-#ifdef RCPU_MODEL_OPENBLAS
+#ifdef RCPU_TOOL_OPENBLAS
   if (threads > 0) openblas_set_num_threads(static_cast<int>(threads));
-#else
-  if (threads > 0) std::cerr << "rcpu-ppl: built without OpenBLAS; --threads ignored\n";
 #endif
+  if (threads > 0) Eigen::setNbThreads(static_cast<int>(threads));  // Eigen's products (with OpenMP)
+  const rcpu::KernelInfo kernels = rcpu::kernel_info();
+  const std::string notice = rcpu::kernel_notice(kernels);
+  if (!notice.empty()) std::cerr << notice << "\n";
   try {
     const auto t0 = std::chrono::steady_clock::now();
     const rcpu::io::GgufFile file = rcpu::io::GgufFile::open(pos[0]);
@@ -170,9 +173,11 @@ int main(int argc, char** argv) {
     }
     if (no_ppl) return 0;
     const rcpu::model::PerplexityResult r = rcpu::model::perplexity(model, ids, opt);
-    std::printf("RESULT ppl=%.6f nll=%.8f windows=%ld of=%ld tokens=%ld seconds=%.3f tokens_per_second=%.1f\n",
+    std::printf("RESULT ppl=%.6f nll=%.8f windows=%ld of=%ld tokens=%ld seconds=%.3f tokens_per_second=%.1f "
+                "products=%s openblas_core=%s\n",
                 r.perplexity, r.mean_nll, static_cast<long>(r.windows), static_cast<long>(total),
-                static_cast<long>(r.tokens_processed), r.seconds, r.tokens_per_second);
+                static_cast<long>(r.tokens_processed), r.seconds, r.tokens_per_second, rcpu::to_string(kernels.products),
+                kernels.blas_core.empty() ? "(none)" : kernels.blas_core.c_str());
   } catch (const std::exception& e) {
     std::cerr << "rcpu-ppl: " << e.what() << "\n";
     return 1;

@@ -39,13 +39,14 @@
 #include <thread>
 #include <vector>
 
+#include <rcpu/kernels.hpp>
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/model/llama.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/tokenizer.hpp>
 
-#ifdef RCPU_STUDY_OPENBLAS
+#ifdef RCPU_TOOL_OPENBLAS
 extern "C" void openblas_set_num_threads(int);
 extern "C" char* openblas_get_config(void);
 #endif
@@ -708,11 +709,14 @@ int Study::run() {
   put("load_end", loadavg());
   put("total_seconds", fixed(total, 1));
   put("backend", rcpu::backend());
-#ifdef RCPU_STUDY_OPENBLAS
+#ifdef RCPU_TOOL_OPENBLAS
   put("blas", std::string("OpenBLAS ") + openblas_get_config());
 #else
   put("blas", "Eigen (no BLAS)");
 #endif
+  const rcpu::KernelInfo kernels = rcpu::kernel_info();
+  put("openblas_core", kernels.blas_core.empty() ? "(none)" : kernels.blas_core);
+  put("products", rcpu::to_string(kernels.products));
 #if defined(__clang__)
   put("compiler", std::string("clang ") + __clang_version__);
 #elif defined(__GNUC__)
@@ -790,9 +794,11 @@ int main(int argc, char** argv) {
   if (std::find(s.ratios.begin(), s.ratios.end(), s.sweep_ratio) == s.ratios.end() &&
       (s.studies.count("sweep") || s.studies.count("shift")))
     s.ratios.push_back(s.sweep_ratio);
-#ifdef RCPU_STUDY_OPENBLAS
+#ifdef RCPU_TOOL_OPENBLAS
   openblas_set_num_threads(s.threads);
 #endif
+  Eigen::setNbThreads(s.threads);  // Eigen's products, when they are the ones used (rcpu/kernels.hpp)
+  if (const std::string notice = rcpu::kernel_notice(); !notice.empty()) std::cerr << notice << "\n";
   try {
     Study study(s);
     return study.run();

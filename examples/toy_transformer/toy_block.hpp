@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
+#include <rcpu/rcpu.hpp>  // before Eigen (rcpu/detail/intrinsics.hpp)
 
-#include <rcpu/rcpu.hpp>
+#include <Eigen/Core>
 
 namespace rcpu_toy {
 

@@ -25,9 +25,10 @@
 #include <thread>
 #include <vector>
 
-#include <Eigen/Core>
-
+#include <rcpu/kernels.hpp>  // rcpu before Eigen (rcpu/detail/intrinsics.hpp)
 #include <rcpu/rcpu.hpp>
+
+#include <Eigen/Core>
 
 #include "svg_plot.hpp"
 #include "toy_block.hpp"
@@ -286,6 +287,7 @@ static int run(const Options& opt);
 
 int main(int argc, char** argv) {
   const Options opt = parse_args(argc, argv);
+  if (const std::string notice = rcpu::kernel_notice(); !notice.empty()) std::fprintf(stderr, "%s\n", notice.c_str());
   try {
     return run(opt);
   } catch (const std::exception& e) {

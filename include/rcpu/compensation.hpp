@@ -11,6 +11,8 @@
 /// blocks), which also yields ||Z||^2 and ||Y||^2 for the report at the price of one d_out |D|^2 rank
 /// update. Products go through CBLAS and the Cholesky through LAPACKE when RCPU_USE_BLAS is on.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -283,6 +285,7 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
   rep.rows = d_out;
   rep.columns = Wp.cols();
   rep.kept_columns = k;
+  rep.underdetermined = needs_gram(method) && st.n < double(k);
 
   double wgw = sys.zz;  // tr(W' G_KK W'^T) of the result
   double wa = sys.ak;   // <W', A> of the result
@@ -296,6 +299,7 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
     case Compensation::rotation:
     case Compensation::rotation_scale:
     case Compensation::rotation_bias: {
+      (void)procrustes_route(opt.procrustes.method, d_out);  // refuses a size no route takes, before the work
       Eigen::MatrixXd M(d_out, d_out);
       gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
       if (!geometry) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on

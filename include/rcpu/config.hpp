@@ -6,6 +6,8 @@
 /// \file config.hpp
 /// Version of the library and the one Eigen version it is written against.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <Eigen/Core>
 
 #define RCPU_VERSION_MAJOR 0

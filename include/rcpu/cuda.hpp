@@ -17,6 +17,8 @@
 ///   rcpu::cuda::prune_layer        scores + selection + compensation + report (rcpu::PruneOptions)
 ///   rcpu::cuda::Error              a failed CUDA / cuBLAS / cuSOLVER call: library, code, name, call
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include "cuda/config.hpp"
 #include "cuda/error.hpp"
 #include "cuda/context.hpp"

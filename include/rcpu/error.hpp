@@ -7,6 +7,8 @@
 /// (always on, thrown before anything is modified), and `rcpu::Info` for numerical trouble, which is
 /// reported in results rather than thrown, so that a long pruning run can decide what to do.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <stdexcept>
 #include <string>
 

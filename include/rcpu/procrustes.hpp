@@ -6,6 +6,8 @@
 /// The orthogonal Procrustes problem: max_Q tr(Q^T M) over orthogonal Q, i.e. min_Q ||Y - Q Z||_F
 /// for M = Y Z^T. Solution (Schönemann 1966): M = U S V^T, Q = U V^T.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -132,11 +134,35 @@ int determinant_sign(const DenseMatrix<Scalar>& q) {
 #endif
 }
 
+/// The route `method` resolves to for a d x d M: automatic is polar_eig, or, past the order 32-bit
+/// LAPACK handles (RCPU_USE_LAPACKE builds: d > 32764 for polar_eig, 23168 for
+/// lapack_gesdd), Eigen's bdc_svd, which has no such
+/// limit. \throws rcpu::invalid_argument for a LAPACK route asked for by name past its limit, or an
+/// automatic one when the Eigen SVD was compiled out (RCPU_NO_EIGEN_SVD).
+inline ProcrustesMethod procrustes_route(ProcrustesMethod method, Index d) {
+#ifdef RCPU_HAVE_LAPACKE
+  const bool gesdd = method == ProcrustesMethod::lapack_gesdd;
+  const bool in_lapack = method != ProcrustesMethod::bdc_svd && method != ProcrustesMethod::jacobi_svd;
+  if (in_lapack && d > lapack::max_order(gesdd)) {
+#ifndef RCPU_NO_EIGEN_SVD
+    if (method == ProcrustesMethod::automatic) return ProcrustesMethod::bdc_svd;
+#endif
+    fail("Procrustes: M is " + shape(d, d) + ", past the order " + std::to_string(lapack::max_order(gesdd)) +
+         " that the " + to_string(method == ProcrustesMethod::automatic ? ProcrustesMethod::polar_eig : method) +
+         " route handles in 32-bit LAPACK integers; use ProcrustesMethod::bdc_svd (Eigen, no limit) or build "
+         "without the LAPACK fast path (RCPU_NO_BLAS)");
+  }
+#else
+  (void)d;  // pure Eigen: no size limit
+#endif
+  return method == ProcrustesMethod::automatic ? ProcrustesMethod::polar_eig : method;
+}
+
 /// Solves max tr(Q^T M) with the route asked for (see ProcrustesMethod); M is square and finite.
 template <typename Scalar>
 void solve_procrustes(const ConstMatRef<Scalar>& M, const ProcrustesOptions& options, ProcrustesSolution<Scalar>& out) {
   PolarFactor<Scalar> f;
-  ProcrustesMethod used = options.method == ProcrustesMethod::automatic ? ProcrustesMethod::polar_eig : options.method;
+  ProcrustesMethod used = procrustes_route(options.method, M.rows());
   switch (used) {
     case ProcrustesMethod::automatic:  // resolved above
     case ProcrustesMethod::polar_eig:
@@ -247,6 +273,7 @@ class Procrustes {
   Procrustes& compute(const Eigen::MatrixBase<Derived>& M, const ProcrustesOptions& options = {}) {
     detail::require(M.rows() >= 1 && M.rows() == M.cols(),
                     "Procrustes: M is " + detail::shape(M) + ", expected a non-empty square matrix");
+    (void)detail::procrustes_route(options.method, M.rows());  // a size no route can take, before any work
     detail::require_finite(M, "Procrustes: M");
     const detail::ConstMatRef<Scalar> Ms = M.template cast<Scalar>();  // no copy for a Matrix<Scalar>
     detail::ProcrustesSolution<Scalar> sol;

@@ -6,6 +6,8 @@
 /// One call that prunes one linear layer: score the units (columns or heads), keep the best
 /// 1 - ratio of them, cut the columns, compensate, and report.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <string>
 #include <utility>
 #include <vector>

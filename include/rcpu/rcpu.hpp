@@ -6,6 +6,8 @@
 /// Everything rcpu offers on the CPU. The CUDA backend (rcpu/cuda.hpp) is separate and never
 /// included from here.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include "config.hpp"
 #include "error.hpp"
 #include "statistics.hpp"

@@ -8,6 +8,8 @@
 /// small problems only; it exists to show that the statistics path (compensation.hpp) gives the same
 /// answers without them.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <string>
 #include <vector>

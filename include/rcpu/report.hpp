@@ -12,6 +12,8 @@
 /// ||Y^T Y - Y'^T Y'||_F^2 = ||Y Y^T||_F^2 - 2 ||Y Y'^T||_F^2 + ||Y' Y'^T||_F^2, which only needs
 /// d_out x d_out matrices.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <limits>
 #include <ostream>
@@ -41,6 +43,10 @@ struct LayerReport {
   OutputComparison before;  ///< plain pruning: W_K and the original bias
   OutputComparison after;   ///< with the compensation
   Info info = Info::success;  ///< numerical status of the compensation
+  /// The calibration data do not determine the compensated weight: fewer tokens than kept columns
+  /// (n < k), so G_KK is singular and other weights (another SVD route, another solver) fit the
+  /// calibration tokens exactly as well while differing on new ones. Calibrate on more tokens.
+  bool underdetermined = false;
   // Rotation-based compensations only (NaN / -1 otherwise):
   double scale = 1.0;                                            ///< s used (1 without scale)
   Index rank_m = -1;                                             ///< numerical rank of M = Y Z^T
@@ -57,6 +63,9 @@ inline std::ostream& operator<<(std::ostream& os, const LayerReport& r) {
   if (!std::isnan(r.after.inner_product_distortion))
     os << "  inner-product distortion before " << r.before.inner_product_distortion << "  after "
        << r.after.inner_product_distortion << "\n";
+  if (r.underdetermined)
+    os << "  warning: underdetermined: " << r.tokens << " calibration tokens < " << r.kept_columns
+       << " kept columns, the compensated weight is not unique\n";
   if (r.rank_m >= 0)
     os << "  M: rank " << r.rank_m << ", condition " << r.condition_m << ", scale " << r.scale
        << (r.reflection_fixed ? ", reflection fixed" : "") << "\n";

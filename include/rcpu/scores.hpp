@@ -6,6 +6,8 @@
 /// Importance scores of a linear layer's input columns, and of groups of columns (attention heads),
 /// computed from the weights and the streamed input statistics (METHOD.md section 3).
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <string>
 

@@ -5,6 +5,8 @@
 /// \file selection.hpp
 /// Which units to keep for a pruning ratio, and cutting the matching rows/columns out of matrices.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>

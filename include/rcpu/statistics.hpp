@@ -6,6 +6,8 @@
 /// Streamed statistics of a linear layer's input: everything the scores and the compensations need,
 /// so that calibration activations never have to be stored.
 
+#include "detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <sstream>
 #include <string>
@@ -95,6 +97,8 @@ class Statistics {
     m_abs.setZero(m_d);
     m_sq.setZero(m_d);
     m_mean.setZero(m_d);
+    m_center.setZero(m_d);
+    m_center_lo.setZero(m_d);
     m_m2.setZero(m_d);
     if (m_mode == GramMode::full)
       m_gram.setZero(m_d, m_d);
@@ -124,27 +128,34 @@ class Statistics {
       if (X.innerStride() == 1) {  // read in place (a Matrix, a Map, a Block of either)
         BlockSums b = start_sums(X);
         add_sums(X, b);
+        if (shift_is_far(b)) {
+          b = start_sums_at(b.c + b.e / AccScalar(b.n));
+          add_sums(X, b);
+        }
         commit_sums(X, b);
         if (m_mode == GramMode::full)
           for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) add_gram(X.middleRows(r0, std::min(chunk_rows, X.rows() - r0)));
         return *this;
       }
     }
-    // An expression (or a strided view) is evaluated chunk by chunk, in its own scalar: twice when
-    // it spans several chunks, which bounds the temporary memory.
-    InputMatrix Xe = X.middleRows(0, std::min(chunk_rows, X.rows()));
-    BlockSums b = start_sums(Xe);
-    add_sums(Xe, b);
-    for (Index r0 = chunk_rows; r0 < X.rows(); r0 += chunk_rows) {
-      Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));
-      add_sums(Xe, b);
+    // An expression (or a strided view) is evaluated chunk by chunk, in its own scalar: once per pass
+    // when it spans several chunks, which bounds the temporary memory; a single chunk is kept.
+    const bool one_chunk = X.rows() <= chunk_rows;
+    InputMatrix Xe;
+    auto for_each_chunk = [&](auto&& fn) {
+      for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) {
+        if (!one_chunk || Xe.rows() == 0) Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));
+        fn(Xe);
+      }
+    };
+    BlockSums b = start_sums(X);
+    for_each_chunk([&](const InputMatrix& c) { add_sums(c, b); });
+    if (shift_is_far(b)) {
+      b = start_sums_at(b.c + b.e / AccScalar(b.n));
+      for_each_chunk([&](const InputMatrix& c) { add_sums(c, b); });
     }
     commit_sums(X, b);
-    if (m_mode == GramMode::full)
-      for (Index r0 = 0; r0 < X.rows(); r0 += chunk_rows) {
-        if (X.rows() > chunk_rows) Xe = X.middleRows(r0, std::min(chunk_rows, X.rows() - r0));  // else still held
-        add_gram(Xe);
-      }
+    if (m_mode == GramMode::full) for_each_chunk([&](const InputMatrix& c) { add_gram(c); });
     return *this;
   }
 
@@ -155,10 +166,19 @@ class Statistics {
                                           std::to_string(m_d));
     detail::require(other.m_mode == m_mode, "merge: the two statistics have different Gram modes");
     if (other.m_n == 0) return *this;
-    combine_moments(other.m_n, other.m_mean, other.m_m2);
+    if (m_n == 0) {
+      m_center = other.m_center;
+      m_center_lo = other.m_center_lo;
+      m_m2 = other.m_m2;
+      m_n = other.m_n;
+    } else {
+      // The difference of the two running means, each carried to twice double's precision.
+      combine_moments((other.m_center - m_center) + (other.m_center_lo - m_center_lo), other.m_n, other.m_m2);
+    }
     m_sum += other.m_sum;
     m_abs += other.m_abs;
     m_sq += other.m_sq;
+    m_mean = m_sum / AccScalar(m_n);
     if (m_mode == GramMode::full) {
       // Both lower triangles are valid; the upper one is refreshed lazily. `other` is left as it is.
       m_gram += other.m_gram;
@@ -173,15 +193,22 @@ class Statistics {
   /// for GramMode::diagonal. Every argument is validated (shapes, finiteness, sign of the moments).
   static Statistics from_sums(Index tokens, const Vector& sum, const Vector& abs_sum, const Vector& sq_sum,
                               const Vector& m2, const Matrix& gram) {
+    return from_sums(tokens, sum, abs_sum, sq_sum, m2, gram,
+                     gram.size() != 0 || sum.size() == 0 ? GramMode::full : GramMode::diagonal);
+  }
+  /// The same with the Gram mode given: a 0 x 0 Gram is both "no Gram" and the Gram of 0 channels.
+  static Statistics from_sums(Index tokens, const Vector& sum, const Vector& abs_sum, const Vector& sq_sum,
+                              const Vector& m2, const Matrix& gram, GramMode mode) {
     const Index d = sum.size();
     detail::require(tokens >= 0, "from_sums: tokens = " + std::to_string(tokens) + " must be >= 0");
     detail::require(abs_sum.size() == d && sq_sum.size() == d && m2.size() == d,
                     "from_sums: sum, abs_sum, sq_sum and m2 must have the same length (got " +
                         std::to_string(d) + ", " + std::to_string(abs_sum.size()) + ", " +
                         std::to_string(sq_sum.size()) + ", " + std::to_string(m2.size()) + ")");
-    const bool full = gram.size() != 0 || d == 0;
-    detail::require(!full || (gram.rows() == d && gram.cols() == d),
-                    "from_sums: gram is " + detail::shape(gram) + ", expected " + detail::shape(d, d) + " or empty");
+    const bool full = mode == GramMode::full;
+    detail::require(full ? (gram.rows() == d && gram.cols() == d) : gram.size() == 0,
+                    "from_sums: gram is " + detail::shape(gram) + ", expected " +
+                        (full ? detail::shape(d, d) : std::string("empty (GramMode::diagonal)")));
     detail::require_finite(sum, "from_sums: sum");
     detail::require_finite(abs_sum, "from_sums: abs_sum");
     detail::require_finite(sq_sum, "from_sums: sq_sum");
@@ -197,6 +224,7 @@ class Statistics {
     s.m_sq = sq_sum;
     s.m_m2 = m2;
     if (tokens > 0) s.m_mean = sum / AccScalar(tokens);
+    s.m_center = s.m_mean;
     if (full) s.m_gram = gram;
     return s;
   }
@@ -255,83 +283,119 @@ class Statistics {
   // Whether partial Grams are summed in the input scalar (GramPrecision::input_blocks, narrower input).
   static constexpr bool input_narrower = sizeof(Scalar) < sizeof(AccScalar);
 
-  // Per-channel sums of a block about a shift c close to the mean (the running mean, or the
-  // block's first token), which keeps m2 exact when |mean| >> std:
-  //   m2_b = sum (x - c)^2 - (sum (x - c))^2 / n_b.
+  // Per-channel sums of a block about a shift c (the running mean, or the block's first token):
+  //   m2_b = sum (x - c)^2 - (sum (x - c))^2 / n_b,
+  // with sum (x - c) summed as such (not as sum x - n c, which cancels when |mean| >> std). The
+  // relative error of m2_b is then about eps (1 + (mean_b - c)^2 / var_b); where the shift is more
+  // than one standard deviation from the block's mean (a first token far out, a shifted block), the
+  // deviation sums are taken again about c + sum (x - c) / n_b, which is the mean to ~eps |mean|.
   struct BlockSums {
     Index n = 0;
-    Vector c, s, a, q, u;  // shift, sum x, sum |x|, sum x^2, sum (x - c)^2
+    Vector c, s, a, u, e;  // shift, sum x, sum |x|, sum (x - c)^2, sum (x - c)
+    // sum x^2 is not summed but rebuilt as u + c (2 e + n c): with c within 4 standard deviations of
+    // the mean (shift_is_far) its terms do not cancel by more than ~2^6, and a fifth accumulator in
+    // the pass slowed the Gram benchmark by ~5%.
   };
 
-  template <typename Chunk>
-  BlockSums start_sums(const Chunk& X) const {
+  template <typename Block>
+  BlockSums start_sums(const Block& X) const {
+    return start_sums_at(m_n > 0 ? m_center : Vector(X.row(0).transpose().template cast<AccScalar>()));
+  }
+  BlockSums start_sums_at(const Vector& shift) const {
     BlockSums b;
-    b.c = m_n > 0 ? m_mean : Vector(X.row(0).transpose().template cast<AccScalar>());
+    b.c = shift;
     b.s.setZero(m_d);
     b.a.setZero(m_d);
-    b.q.setZero(m_d);
     b.u.setZero(m_d);
+    b.e.setZero(m_d);
     return b;
   }
 
+  // Whether some channel's shift is more than 4 standard deviations from the block's mean:
+  // (sum (x - c))^2 / n > 16 m2_b. A NaN/Inf anywhere makes it false (commit_sums reports it).
+  bool shift_is_far(const BlockSums& b) const {
+    const AccScalar n = AccScalar(b.n);
+    for (Index j = 0; j < m_d; ++j) {
+      const AccScalar off = b.e(j) * b.e(j) / n;  // n (mean_b - c)^2
+      if (AccScalar(17) * off > AccScalar(16) * b.u(j)) return true;
+    }
+    return false;
+  }
+
+  // Sum of N (4 or 8) values in a fixed pairwise order (no reassociation needed to vectorize).
+  template <int N>
+  static AccScalar pairwise(const AccScalar* l) {
+    if constexpr (N == 4) return (l[0] + l[1]) + (l[2] + l[3]);
+    else return pairwise<4>(l) + pairwise<4>(l + 4);
+  }
+
   // One pass over a block with unit inner stride, in place. The loops keep independent lanes
-  // (4 tokens of a row-major block, 4 partial sums of a column) so that compilers vectorize them
+  // (4 or 8 tokens of a row-major block, 4 partial sums of a column) so that compilers vectorize them
   // without reassociating; this pass is the only work besides the Gram's SYRK.
   template <typename Chunk>
   void add_sums(const Chunk& X, BlockSums& b) const {
     const Index nb = X.rows(), ld = X.outerStride();
     const Scalar* p = X.data();
     const AccScalar* c = b.c.data();
-    AccScalar *s = b.s.data(), *a = b.a.data(), *q = b.q.data(), *u = b.u.data();
+    AccScalar *s = b.s.data(), *a = b.a.data(), *u = b.u.data(), *e = b.e.data();
     if constexpr (bool(Chunk::IsRowMajor)) {
-      const Index full = nb - nb % 4;
-      for (Index t = 0; t < full; t += 4) {
-        const Scalar *x0 = p + t * ld, *x1 = x0 + ld, *x2 = x1 + ld, *x3 = x2 + ld;
+      // R tokens per sweep over the channels: each accumulator is read and written once per R values
+      // (the five accumulators' traffic bounds this loop). 8 for double blocks; float blocks, which
+      // also convert, do better with 4 (fewer live registers).
+      constexpr int R = sizeof(Scalar) < sizeof(AccScalar) ? 4 : 8;
+      const Index full = nb - nb % R;
+      for (Index t = 0; t < full; t += R) {
+        const Scalar* x = p + t * ld;
         for (Index j = 0; j < m_d; ++j) {
-          const AccScalar v0 = AccScalar(x0[j]), v1 = AccScalar(x1[j]), v2 = AccScalar(x2[j]), v3 = AccScalar(x3[j]);
-          const AccScalar e0 = v0 - c[j], e1 = v1 - c[j], e2 = v2 - c[j], e3 = v3 - c[j];
-          s[j] += (v0 + v1) + (v2 + v3);
-          a[j] += (std::abs(v0) + std::abs(v1)) + (std::abs(v2) + std::abs(v3));
-          q[j] += (v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3);
-          u[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3);
+          AccScalar v[R], w[R], av[R], w2[R];
+          for (int r = 0; r < R; ++r) {
+            v[r] = AccScalar(x[r * ld + j]);
+            w[r] = v[r] - c[j];
+            av[r] = std::abs(v[r]);
+            w2[r] = w[r] * w[r];
+          }
+          s[j] += pairwise<R>(v);
+          a[j] += pairwise<R>(av);
+          u[j] += pairwise<R>(w2);
+          e[j] += pairwise<R>(w);
         }
       }
       for (Index t = full; t < nb; ++t) {
         const Scalar* x = p + t * ld;
         for (Index j = 0; j < m_d; ++j) {
-          const AccScalar v = AccScalar(x[j]), e = v - c[j];
+          const AccScalar v = AccScalar(x[j]), dv = v - c[j];
           s[j] += v;
           a[j] += std::abs(v);
-          q[j] += v * v;
-          u[j] += e * e;
+          u[j] += dv * dv;
+          e[j] += dv;
         }
       }
     } else {
-      constexpr int L = 4;
+      constexpr int L = 4;  // lanes per accumulator (8 measured no faster)
       for (Index j = 0; j < m_d; ++j) {
         const Scalar* x = p + j * ld;
         const AccScalar cj = c[j];
-        AccScalar ls[L] = {}, la[L] = {}, lq[L] = {}, lu[L] = {};
+        AccScalar ls[L] = {}, la[L] = {}, lu[L] = {}, le[L] = {};
         const Index full = nb - nb % L;
         for (Index t = 0; t < full; t += L)
           for (int l = 0; l < L; ++l) {
-            const AccScalar v = AccScalar(x[t + l]), e = v - cj;
+            const AccScalar v = AccScalar(x[t + l]), dv = v - cj;
             ls[l] += v;
             la[l] += std::abs(v);
-            lq[l] += v * v;
-            lu[l] += e * e;
+            lu[l] += dv * dv;
+            le[l] += dv;
           }
         for (Index t = full; t < nb; ++t) {
-          const AccScalar v = AccScalar(x[t]), e = v - cj;
+          const AccScalar v = AccScalar(x[t]), dv = v - cj;
           ls[0] += v;
           la[0] += std::abs(v);
-          lq[0] += v * v;
-          lu[0] += e * e;
+          lu[0] += dv * dv;
+          le[0] += dv;
         }
-        s[j] += (ls[0] + ls[1]) + (ls[2] + ls[3]);
-        a[j] += (la[0] + la[1]) + (la[2] + la[3]);
-        q[j] += (lq[0] + lq[1]) + (lq[2] + lq[3]);
-        u[j] += (lu[0] + lu[1]) + (lu[2] + lu[3]);
+        s[j] += pairwise<L>(ls);
+        a[j] += pairwise<L>(la);
+        u[j] += pairwise<L>(lu);
+        e[j] += pairwise<L>(le);
       }
     }
     b.n += nb;
@@ -340,21 +404,32 @@ class Statistics {
   // Checks the block's sums (a NaN/Inf anywhere in the block makes sum |x| non-finite) and adds them.
   template <typename Derived>
   void commit_sums(const Derived& X, const BlockSums& b) {
-    if (!(b.a.allFinite() && b.s.allFinite() && b.q.allFinite() && b.u.allFinite())) {
+    const AccScalar n = AccScalar(b.n);
+    Vector q(m_d);  // sum x^2 = sum ((x - c) + c)^2
+    for (Index j = 0; j < m_d; ++j) q(j) = std::max(b.u(j) + b.c(j) * (AccScalar(2) * b.e(j) + n * b.c(j)), AccScalar(0));
+    if (!(b.a.allFinite() && b.s.allFinite() && q.allFinite() && b.u.allFinite() && b.e.allFinite())) {
       detail::require_finite(X, "update: block");  // names the entry when there is one
       std::ostringstream os;
       os << "update: the sums of block " << detail::shape(X) << " overflow the accumulator (|x| up to "
          << double(X.cwiseAbs().maxCoeff()) << ")";
       detail::fail(os.str());
     }
-    const AccScalar n = AccScalar(b.n);
-    const Vector t = b.s - n * b.c;  // sum (x - c)
-    const Vector bmean = b.s / n;
-    const Vector bm2 = (b.u - t.cwiseAbs2() / n).cwiseMax(AccScalar(0));
-    combine_moments(b.n, bmean, bm2);
+    const Vector shift = b.e / n;  // mean_b - c
+    Vector bm2 = b.u - b.e.cwiseAbs2() / n;
+    for (Index j = 0; j < m_d; ++j) bm2(j) = std::max(bm2(j), AccScalar(0));
+    if (m_n == 0) {
+      two_sum(b.c, shift, m_center, m_center_lo);  // the block's mean, c + sum (x - c) / n, to ~eps^2
+      m_m2 = bm2;
+      m_n = b.n;
+    } else {
+      // mean_b - running mean = (c - center) + sum (x - c) / n - center_lo, with c = center unless
+      // the block was re-shifted.
+      combine_moments((b.c - m_center) + shift - m_center_lo, b.n, bm2);
+    }
     m_sum += b.s;
     m_abs += b.a;
-    m_sq += b.q;
+    m_sq += q;
+    m_mean = m_sum / AccScalar(m_n);  // as from_sums() rebuilds it: saved statistics load back the same
   }
 
   // Lower triangle of the Gram += X^T X. A row-major N x d block is, in memory, the column-major
@@ -401,19 +476,29 @@ class Statistics {
     m_gram_symmetric = false;
   }
 
-  // Chan, Golub & LeVeque's pairwise update of (n, mean, m2).
-  void combine_moments(Index nb, const Vector& bmean, const Vector& bm2) {
-    if (m_n == 0) {
-      m_mean = bmean;
-      m_m2 = bm2;
-      m_n = nb;
-      return;
-    }
+  // Chan, Golub & LeVeque's pairwise update of (n, running mean, m2) with a block of nb tokens whose
+  // mean is `delta` above the running mean. The running mean is kept as an unevaluated sum
+  // center + center_lo (Dekker's two-sum), so that its rounding, about eps |mean| per update, does not
+  // enter delta: with |mean| >> std that rounding is what would otherwise limit m2 (eps |mean| / std).
+  void combine_moments(const Vector& delta, Index nb, const Vector& bm2) {
     const AccScalar na = AccScalar(m_n), nbb = AccScalar(nb), nt = na + nbb;
-    const Vector delta = bmean - m_mean;
-    m_mean += delta * (nbb / nt);
     m_m2 += bm2 + delta.cwiseAbs2() * (na * nbb / nt);
+    for (Index j = 0; j < m_d; ++j) {
+      const AccScalar step = m_center_lo(j) + delta(j) * (nbb / nt);
+      two_sum(m_center(j), step, m_center(j), m_center_lo(j));
+    }
     m_n += nb;
+  }
+  // hi + lo = a + b exactly, hi = fl(a + b) (Knuth's two-sum).
+  static void two_sum(AccScalar a, AccScalar b, AccScalar& hi, AccScalar& lo) {
+    const AccScalar s = a + b, bb = s - a;
+    lo = (a - (s - bb)) + (b - bb);
+    hi = s;
+  }
+  static void two_sum(const Vector& a, const Vector& b, Vector& hi, Vector& lo) {
+    hi.resize(a.size());
+    lo.resize(a.size());
+    for (Index j = 0; j < a.size(); ++j) two_sum(a(j), b(j), hi(j), lo(j));
   }
 
   void symmetrize() const {
@@ -437,6 +522,8 @@ class Statistics {
   GramMode m_mode = GramMode::full;
   GramPrecision m_precision = GramPrecision::accumulator;
   Vector m_sum, m_abs, m_sq, m_mean, m_m2;
+  // Running mean as center + center_lo: the shift of the next block and Chan's update (combine_moments).
+  Vector m_center, m_center_lo;
   // Only the lower triangle is updated; the upper one is filled lazily by gram() (hence mutable).
   // Consequence: the first gram() after an update() writes, so it must not race with other readers.
   mutable Matrix m_gram;

@@ -447,3 +447,72 @@ TEST_CASE("every bad input: one line on stderr, a non-zero exit, nothing written
     CHECK(read_bytes(dir / "a_file") == "not a directory");
   }
 }
+
+TEST_CASE("a run whose output cannot be published changes nothing, --save-stats included", "[cli]") {
+  // Each output path of a run with a bias, scores and --save-stats is blocked in turn by something the
+  // tool must not replace (a directory where a file goes, a foreign directory where the statistics
+  // go). The failed run must leave every earlier output, and the statistics directory, as they were.
+  TempDir dir("cli");
+  const Data data;
+  data.write(dir);
+  const std::string W = dir / "Wf.npy", X1 = dir / "X1.npy", out = dir / "out", saved = dir / "saved";
+  const std::string args = "prune --weight " + W + " --bias " + (dir / "bf.npy") + " --acts " + X1 +
+                           " --compensation rotation_bias --save-stats " + saved + " --out " + out;
+  REQUIRE(run_cli(dir, args + " --ratio 0.25").status == 0);  // the earlier run
+  auto tree = [&] {  // everything but run_cli's captured stdout and stderr
+    auto s = rcpu_test::snapshot(dir.str());
+    s.erase("stdout.txt");
+    s.erase("stderr.txt");
+    return s;
+  };
+  for (const std::string blocked : {"weight.npy", "bias.npy", "kept_columns.npy", "kept_units.npy", "scores.npy",
+                                    "report.json", "saved"}) {
+    INFO("blocked: " << blocked);
+    const std::string path = blocked == "saved" ? saved + "_other" : out + "/" + blocked;
+    std::string run = args;
+    if (blocked == "saved") {
+      std::filesystem::create_directories(path);
+      write_bytes(path + "/mine.txt", "not statistics");
+      run = "prune --weight " + W + " --bias " + (dir / "bf.npy") + " --acts " + X1 +
+            " --compensation rotation_bias --save-stats " + path + " --out " + out;
+    } else {
+      std::filesystem::rename(path, path + ".moved");
+      std::filesystem::create_directories(path + "/inside");
+    }
+    const auto before = tree();
+    const Result r = run_cli(dir, run + " --ratio 0.5");
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 1);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find("refusing") != std::string::npos);
+    CHECK(tree() == before);
+    if (blocked != "saved") {
+      std::filesystem::remove_all(path);
+      std::filesystem::rename(path + ".moved", path);
+    }
+  }
+  // A failed computation writes no statistics either.
+  const auto before = tree();
+  const Result r = run_cli(dir, "prune --weight " + W + " --acts " + X1 + " --kept-units " + (dir / "missing.npy") +
+                                    " --save-stats " + (dir / "fresh") + " --out " + (dir / "fresh_out"));
+  CHECK(r.status == 1);
+  CHECK(tree() == before);
+}
+
+TEST_CASE("fewer calibration tokens than kept columns: a warning and underdetermined in the report", "[cli]") {
+  TempDir dir("cli");
+  const Data data;
+  data.write(dir);
+  rcpu::io::save_npy(dir / "few.npy", data.X2.topRows(10));  // 10 tokens, 18 kept columns of 24
+  const Result r = run_cli(dir, "prune --weight " + (dir / "Wd.npy") + " --acts " + (dir / "few.npy") +
+                                    " --ratio 0.25 --out " + (dir / "o"));
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.err.find("warning: 10 calibration tokens < 18 kept columns") != std::string::npos);
+  CHECK(read_bytes(dir / "o/report.json").find("\"underdetermined\": true") != std::string::npos);
+  const Result ok = run_cli(dir, "prune --weight " + (dir / "Wd.npy") + " --acts " + (dir / "X2.npy") +
+                                     " --ratio 0.25 --out " + (dir / "o2"));
+  CHECK(ok.status == 0);
+  CHECK(ok.err.find("warning") == std::string::npos);
+  CHECK(read_bytes(dir / "o2/report.json").find("\"underdetermined\": false") != std::string::npos);
+}

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -58,6 +59,17 @@ inline std::vector<std::string> list_dir(const std::string& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+/// Every path below `dir` (relative), with a file's bytes or "<dir>": equal snapshots mean nothing
+/// in the tree changed.
+inline std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string rel = std::filesystem::relative(e.path(), dir).string();
+    out[rel] = e.is_directory() ? std::string("<dir>") : read_bytes(e.path().string());
+  }
+  return out;
 }
 
 }  // namespace rcpu_test

@@ -10,6 +10,8 @@
 /// Products run in the weights' precision (float or double) with cuBLAS; the Procrustes solve follows
 /// SolverOptions; every trace and inner product of the report is accumulated in double.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <limits>
 #include <string>

@@ -13,6 +13,8 @@
 #error "rcpu/cuda.hpp is the optional CUDA backend: configure rcpu with -DRCPU_ENABLE_CUDA=ON and link the CMake target rcpu::cuda (it builds the backend's kernels and links cuBLAS, cuSOLVER and the CUDA runtime). The CPU library is rcpu/rcpu.hpp."
 #endif
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cstdint>
 
 #include <cublas_v2.h>

@@ -5,6 +5,8 @@
 /// \file cuda/context.hpp
 /// The device, stream and library handles every GPU operation of rcpu runs on.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <memory>
 #include <string>
 

@@ -9,6 +9,8 @@
 /// (cuSOLVER's info > 0: no convergence, a matrix that is not positive definite) is still reported as
 /// `rcpu::Info` in results, as on the CPU.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <stdexcept>
 #include <string>
 #include <utility>

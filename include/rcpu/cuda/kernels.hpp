@@ -8,6 +8,8 @@
 /// cuSOLVER. Each launcher enqueues on `stream` and returns the launch status (cudaGetLastError).
 /// Matrices are column-major with a leading dimension; index arrays are device arrays of int64.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cstddef>
 #include <cstdint>
 

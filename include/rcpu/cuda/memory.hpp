@@ -7,6 +7,8 @@
 /// and cuSOLVER), non-owning views over memory that someone else owns (e.g. a PyTorch tensor), and
 /// token blocks for the statistics.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cstdint>
 #include <limits>

@@ -11,6 +11,8 @@
 ///   gesvdj  Jacobi SVD (cusolverDn<t>gesvdj)
 ///   gesvdp  SVD through a polar decomposition (cusolverDnXgesvdp)
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <limits>

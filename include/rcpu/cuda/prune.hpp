@@ -8,6 +8,8 @@
 /// cut the columns, compensate on the device, and report. Scores need only per-column norms of W and
 /// per-channel moments, which are reduced on the device and combined on the host (d_in numbers).
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <string>

@@ -9,6 +9,8 @@
 /// deviations) and the Gram G = sum x x^T, kept in AccScalar (float or double). Mergeable, and
 /// downloadable into an rcpu::Statistics for the CPU.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <string>
 #include <type_traits>

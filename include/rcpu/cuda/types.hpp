@@ -10,6 +10,8 @@
 #error "rcpu/cuda/*.hpp is the optional CUDA backend: configure rcpu with -DRCPU_ENABLE_CUDA=ON and link the CMake target rcpu::cuda."
 #endif
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cstddef>
 
 #include <library_types.h>

@@ -4,8 +4,11 @@
 
 // The two BLAS-3 kernels rcpu's hot loops are made of, GEMM and SYRK, on column-major views with a
 // unit inner stride. With RCPU_USE_BLAS they call CBLAS (OpenBLAS: multi-threaded, about 1.6x
-// Eigen's GEMM and 3x Eigen's rank update on 2 cores, docs/benchmarks.md); otherwise Eigen's own
-// products, with the same results to rounding.
+// Eigen's GEMM and 3x Eigen's rank update on 2 cores, docs/benchmarks.md) unless OpenBLAS runs
+// generic kernels on this CPU (kernels.hpp); otherwise Eigen's own products, with the same results
+// to rounding.
+
+#include "intrinsics.hpp"  // first: before Eigen (see there)
 
 #include <algorithm>
 #include <climits>
@@ -13,6 +16,7 @@
 #include <Eigen/Core>
 
 #include "../config.hpp"
+#include "../kernels.hpp"
 
 #ifdef RCPU_HAVE_BLAS
 #include <cblas.h>
@@ -71,7 +75,8 @@ void gemm(Op ta, Op tb, S alpha, const ConstMatRef<S>& A, const ConstMatRef<S>& 
     return;
   }
 #ifdef RCPU_HAVE_BLAS
-  if (blas_fits(m, n, k, A.outerStride()) && blas_fits(B.outerStride(), C.outerStride(), 0)) {
+  if (product_kernels() == ProductKernels::blas && blas_fits(m, n, k, A.outerStride()) &&
+      blas_fits(B.outerStride(), C.outerStride(), 0)) {
     cblas_gemm_(cblas_op(ta), cblas_op(tb), int(m), int(n), int(k), alpha, A.data(), int(std::max<Index>(1, A.outerStride())),
                 B.data(), int(std::max<Index>(1, B.outerStride())), beta, C.data(), int(std::max<Index>(1, C.outerStride())));
     return;
@@ -92,7 +97,7 @@ void syrk_lower(Op t, S alpha, const ConstMatRef<S>& A, S beta, MatRef<S> C) {
   eigen_assert(C.cols() == n && (t == Op::none ? A.rows() : A.cols()) == n);
   if (n == 0) return;
 #ifdef RCPU_HAVE_BLAS
-  if (blas_fits(n, k, A.outerStride(), C.outerStride()) && k > 0) {
+  if (product_kernels() == ProductKernels::blas && blas_fits(n, k, A.outerStride(), C.outerStride()) && k > 0) {
     cblas_syrk_(cblas_op(t), int(n), int(k), alpha, A.data(), int(std::max<Index>(1, A.outerStride())), beta, C.data(),
                 int(std::max<Index>(1, C.outerStride())));
     return;

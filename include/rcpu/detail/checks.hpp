@@ -5,6 +5,8 @@
 // Input validation shared by every public entry point. All checks run before any state changes,
 // so a call that throws leaves its arguments and the object untouched.
 
+#include "intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <sstream>
 #include <string>

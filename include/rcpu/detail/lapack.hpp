@@ -10,6 +10,8 @@
 // query rounds the size through a float in the single-precision routines, which is too small for
 // n in the thousands (?syevd at n = 4096 fails with "parameter 8 had an illegal value").
 
+#include "intrinsics.hpp"  // first: before Eigen (see there)
+
 #include "../config.hpp"
 
 #ifdef RCPU_HAVE_LAPACKE
@@ -32,6 +34,14 @@ namespace lapack {
 // 23170 for ?gesdd's four).
 inline bool fits(Index n, double squares = 1.0) {
   return n >= 0 && squares * double(n) * double(n) + 16.0 * double(n) + 64.0 < double(INT_MAX);
+}
+
+// The largest order a Procrustes route that runs in LAPACK handles in 32-bit integers: ?gesdd needs
+// four n x n workspaces, ?syevd (polar_eig, newton, mixed) two.
+inline Index max_order(bool gesdd) {
+  Index n = gesdd ? 23000 : 32000;
+  while (fits(n + 1, gesdd ? 4.0 : 2.0)) ++n;
+  return n;
 }
 
 // A workspace size read back from a query, with a margin for the float rounding of ?-routines.
@@ -137,7 +147,7 @@ bool eigenvalues_lower(DenseMatrix<S>& A, DenseVector<S>& w) {
 template <typename S>
 bool syevd_lower(DenseMatrix<S>& A, DenseVector<S>& w) {
   const Index n = A.rows();
-  if (!fits(n)) return false;
+  if (!fits(n, 2.0)) return false;  // lwork = 1 + 6n + 2n^2
   const lapack_int N = lapack_int(n), ld = std::max<lapack_int>(1, N);
   w.resize(n);
   S q = 0;

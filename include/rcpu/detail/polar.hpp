@@ -23,6 +23,8 @@
 //   and Aishima's iteration (three products per step), then the assembly of polar_eig; falls back to
 //   polar_eig when the refinement does not converge (clustered or ill-conditioned spectra).
 
+#include "intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -11,6 +11,8 @@
 /// are actually there before it is used, so a truncated or malformed file throws rcpu::invalid_argument
 /// with the offset and the field it was reading, and never reads out of bounds.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

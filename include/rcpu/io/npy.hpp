@@ -15,6 +15,8 @@
 ///
 /// Optional part of rcpu: not included by rcpu.hpp (which is the CPU maths); include it explicitly.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>

@@ -26,6 +26,8 @@
 /// This belongs next to compensate() in rcpu/compensation.hpp eventually; it lives here, on the public
 /// API (Statistics, Procrustes, report types), until that header can take it.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <string>

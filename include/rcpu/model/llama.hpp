@@ -21,6 +21,8 @@
 ///
 /// Optional part of rcpu: not included by rcpu.hpp.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -31,6 +33,7 @@
 #include <Eigen/Core>
 
 #include "../config.hpp"
+#include "../detail/blas.hpp"
 #include "../detail/checks.hpp"
 #include "../error.hpp"
 #include "../io/gguf.hpp"
@@ -177,6 +180,24 @@ struct LlamaLayer {
 
 /// Callbacks that see the inputs of o_proj (tokens x n_heads*head_dim) and of down_proj
 /// (tokens x ffn) of each layer during a forward pass. Either may be empty.
+namespace detail {
+
+// The forward pass's products go through rcpu's GEMM, so that they run on OpenBLAS or on Eigen's
+// kernels, whichever is right for this CPU (rcpu/kernels.hpp).
+using rcpu::detail::Op;
+// x W^T: a linear layer on token rows.
+inline Eigen::MatrixXf linear(const Eigen::MatrixXf& x, const Eigen::MatrixXf& w) {
+  Eigen::MatrixXf y(x.rows(), w.rows());
+  rcpu::detail::gemm<float>(Op::none, Op::transpose, 1.0f, x, w, 0.0f, y);
+  return y;
+}
+// y += x W^T.
+inline void add_linear(Eigen::MatrixXf& y, const Eigen::MatrixXf& x, const Eigen::MatrixXf& w) {
+  rcpu::detail::gemm<float>(Op::none, Op::transpose, 1.0f, x, w, 1.0f, y);
+}
+
+}  // namespace detail
+
 struct ForwardTaps {
   std::function<void(Index layer, const Eigen::MatrixXf& input)> o_proj_input;
   std::function<void(Index layer, const Eigen::MatrixXf& input)> down_proj_input;
@@ -383,25 +404,25 @@ class LlamaModel {
     const Index hd = L.head_dim;
 
     Eigen::MatrixXf x = rms_norm(hidden, L.attn_norm);
-    Eigen::MatrixXf q = x * L.wq.transpose();
-    Eigen::MatrixXf k = x * L.wk.transpose();
-    Eigen::MatrixXf v = x * L.wv.transpose();
+    Eigen::MatrixXf q = detail::linear(x, L.wq);
+    Eigen::MatrixXf k = detail::linear(x, L.wk);
+    Eigen::MatrixXf v = detail::linear(x, L.wv);
     const RopeTable rope = rope_table(seq_len);
     apply_rope(q, L.n_heads(), hd, seq_len, rope);
     apply_rope(k, L.n_kv_heads(), hd, seq_len, rope);
     Eigen::MatrixXf attn(hidden.rows(), L.n_heads() * hd);
     attention(q, k, v, L, seq_len, attn);
     if (taps != nullptr && taps->o_proj_input) taps->o_proj_input(l, attn);
-    hidden.noalias() += attn * L.wo.transpose();
+    detail::add_linear(hidden, attn, L.wo);
     if (L.bo.size() != 0) hidden.rowwise() += L.bo.transpose();
 
     x = rms_norm(hidden, L.ffn_norm);
-    Eigen::MatrixXf gate = x * L.w_gate.transpose();
-    const Eigen::MatrixXf up = x * L.w_up.transpose();
+    Eigen::MatrixXf gate = detail::linear(x, L.w_gate);
+    const Eigen::MatrixXf up = detail::linear(x, L.w_up);
     // SwiGLU: silu(g) * u, silu(g) = g / (1 + exp(-g)).
     gate.array() = gate.array() / (1.0f + (-gate.array()).exp()) * up.array();
     if (taps != nullptr && taps->down_proj_input) taps->down_proj_input(l, gate);
-    hidden.noalias() += gate * L.w_down.transpose();
+    detail::add_linear(hidden, gate, L.w_down);
     if (L.b_down.size() != 0) hidden.rowwise() += L.b_down.transpose();
   }
 
@@ -422,7 +443,7 @@ class LlamaModel {
     rcpu::detail::require(hidden.cols() == m_config.d_model,
                     "LlamaModel::logits_from_hidden: hidden is " + rcpu::detail::shape(hidden) + ", expected Nx" +
                         std::to_string(m_config.d_model));
-    return final_norm(hidden) * output_weight().transpose();
+    return detail::linear(final_norm(hidden), output_weight());
   }
 
   /// Logits (tokens x vocab) of windows of `seq_len` tokens.
@@ -495,7 +516,7 @@ class LlamaModel {
         const auto qh = q.block(w * T, h * hd, T, hd);
         const auto kh = k.block(w * T, g * hd, T, hd);
         const auto vh = v.block(w * T, g * hd, T, hd);
-        s.noalias() = kh * qh.transpose();
+        rcpu::detail::gemm<float>(detail::Op::none, detail::Op::transpose, 1.0f, kh, qh, 0.0f, s);
         for (Index j = 0; j < T; ++j) {
           auto col = s.col(j).head(j + 1).array();
           col *= scale;
@@ -504,7 +525,8 @@ class LlamaModel {
           col /= col.sum();
           s.col(j).tail(T - j - 1).setZero();
         }
-        out.block(w * T, h * hd, T, hd).noalias() = s.transpose() * vh;
+        rcpu::detail::gemm<float>(detail::Op::transpose, detail::Op::none, 1.0f, s, vh, 0.0f,
+                                  out.block(w * T, h * hd, T, hd));
       }
   }
 

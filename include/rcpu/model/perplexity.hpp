@@ -8,6 +8,8 @@
 /// independent sequence, every token but the first of a window is predicted from the ones before it,
 /// and PPL = exp(mean cross-entropy over all predicted tokens). Optionally on a fixed subset of windows.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>

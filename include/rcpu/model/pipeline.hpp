@@ -34,6 +34,8 @@
 ///
 /// Optional part of rcpu: not included by rcpu.hpp.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -298,13 +300,13 @@ inline void run_pruned_pass(const LlamaLayer& L, const Eigen::MatrixXf& dense_at
       const Index src = L.head_ids.empty() ? i : L.head_ids[std::size_t(i)];
       a.middleCols(i * hd, hd) = dense_attention.block(r0, src * hd, nr, hd);
     }
-    h.noalias() += a * L.wo.transpose();
+    add_linear(h, a, L.wo);
     if (L.bo.size() != 0) h.rowwise() += L.bo.transpose();
     const Eigen::MatrixXf x = rms_norm(h, L.ffn_norm, eps);
-    Eigen::MatrixXf gate = x * L.w_gate.transpose();
-    const Eigen::MatrixXf up = x * L.w_up.transpose();
+    Eigen::MatrixXf gate = linear(x, L.w_gate);
+    const Eigen::MatrixXf up = linear(x, L.w_up);
     gate.array() = gate.array() / (1.0f + (-gate.array()).exp()) * up.array();
-    h.noalias() += gate * L.w_down.transpose();
+    add_linear(h, gate, L.w_down);
     if (L.b_down.size() != 0) h.rowwise() += L.b_down.transpose();
     hidden.middleRows(r0, nr) = h;
   }
@@ -444,6 +446,11 @@ inline void log_layer(std::ostream& os, const PipelineOptions& o, const LayerOut
   if (r.mlp_pruned) line << "; down_proj err " << r.mlp.before.relative_error << " -> " << r.mlp.after.relative_error;
   line << std::fixed << std::setprecision(2) << "; " << r.seconds() << " s";
   if (r.shared_with > 1) line << " (dense pass shared by " << r.shared_with << ")";
+  for (const LayerReport* rep : {&r.attention, &r.mlp})
+    if (rep->underdetermined)
+      line << "\n  warning: layer " << (r.layer + 1) << " " << (rep == &r.attention ? "o_proj" : "down_proj") << ": "
+           << rep->tokens << " calibration tokens < " << rep->kept_columns
+           << " kept columns: the compensated weight is not unique (calibrate on more tokens)";
   os << line.str() << "\n" << std::flush;
 }
 

@@ -10,6 +10,8 @@
 ///
 /// Special tokens written in the text (e.g. "<s>") are not matched: the text is tokenized as plain text.
 
+#include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>

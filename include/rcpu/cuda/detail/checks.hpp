@@ -6,6 +6,8 @@
 // library's public error type) with a message naming the argument and the shapes; these helpers are
 // the backend's own, so that it depends only on the CPU library's public API.
 
+#include "../../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cmath>
 #include <string>
 #include <vector>

@@ -7,6 +7,8 @@
 // double-precision dot products. Every status is checked; cuSOLVER's device `info` is read back with
 // read_info().
 
+#include "../../detail/intrinsics.hpp"  // first: before Eigen (see there)
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>

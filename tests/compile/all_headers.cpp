@@ -1,0 +1,94 @@
+// Compile-only check (nothing runs): every CPU header of rcpu, with its public templates instantiated
+// for float and double and its inline functions used, as a user's program would. CI compiles it with
+// -O2 -march=x86-64-v4 -Wall -Wextra -Wpedantic -Werror whatever the machine, so that warnings that only
+// appear with AVX-512 code generation (g++ 12's false -Wmaybe-uninitialized in its own intrinsics) are
+// seen on machines without AVX-512 too.
+#include <rcpu/rcpu.hpp>
+#include <rcpu/io/gguf.hpp>
+#include <rcpu/io/npy.hpp>
+#include <rcpu/io/staged_output.hpp>
+#include <rcpu/io/statistics_io.hpp>
+#include <rcpu/model/block_rotation.hpp>
+#include <rcpu/model/llama.hpp>
+#include <rcpu/model/perplexity.hpp>
+#include <rcpu/model/pipeline.hpp>
+#include <rcpu/model/tokenizer.hpp>
+#include <rcpu/reference.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+template class rcpu::Statistics<float>;
+template class rcpu::Statistics<double>;
+template class rcpu::Statistics<float, float>;
+template class rcpu::Procrustes<float>;
+template class rcpu::Procrustes<double>;
+
+namespace {
+
+template <typename S>
+void use_scalar(const std::string& path) {
+  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+  using RowMat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Mat W = rcpu::io::load_npy_matrix<S>(path), X = rcpu::io::load_npy_matrix<S>(path);
+  const RowMat Xr = X;
+  rcpu::Statistics<S> st(W.cols());
+  st.update(X);
+  st.update(Xr);
+  st.update(X.array().abs().matrix());
+  st.update(Eigen::Map<const Mat>(X.data(), X.rows(), X.cols()));
+  rcpu::Statistics<S> diag(W.cols(), rcpu::GramMode::diagonal, rcpu::GramPrecision::input_blocks);
+  diag.update(X);
+  st.merge(st);
+  std::cout << st.covariance().sum() << rcpu::column_scores(W, st, rcpu::Score::rcpu).sum();
+  std::cout << rcpu::unit_scores(W, st, rcpu::Score::flap, 2).sum();
+  for (const rcpu::Compensation c : {rcpu::Compensation::none, rcpu::Compensation::bias, rcpu::Compensation::rotation,
+                                     rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias,
+                                     rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge}) {
+    rcpu::PruneOptions o = rcpu::PruneOptions::heads(2, 0.25);
+    o.compensation = c;
+    const auto p = rcpu::prune_layer(W, st, o);
+    const auto q = rcpu::prune_layer(W, W.col(0), st, o);
+    std::cout << p.report << q.weight.sum() << rcpu::take_rows(W, p.kept_columns).sum();
+    std::cout << rcpu::compensate(W, st, p.kept_columns, c).weight.sum();
+  }
+  for (const rcpu::ProcrustesMethod m : {rcpu::ProcrustesMethod::automatic, rcpu::ProcrustesMethod::bdc_svd,
+                                         rcpu::ProcrustesMethod::jacobi_svd, rcpu::ProcrustesMethod::lapack_gesdd,
+                                         rcpu::ProcrustesMethod::polar_eig, rcpu::ProcrustesMethod::newton,
+                                         rcpu::ProcrustesMethod::mixed}) {
+    rcpu::Procrustes<S> pr(W.leftCols(W.rows()), {m, true});
+    std::cout << pr.rotation().sum() << pr.rank() << pr.condition() << pr.scale(S(1));
+    std::cout << rcpu::procrustes_rotation(W.leftCols(W.rows()), {m, false}).sum();
+  }
+  rcpu::io::save_npy(path, W);
+  rcpu::io::save_npy_vector(path, W.col(0));
+  rcpu::io::NpyReader r(path);
+  std::cout << r.read_rows<S>(4).sum() << r.read_all<S>().sum();
+  rcpu::io::save_statistics(path, st);
+  std::cout << rcpu::io::load_statistics<S>(path).gram().sum();
+}
+
+}  // namespace
+
+// Referenced so that every function is compiled; never called.
+void rcpu_all_headers_use(const std::string& path) {
+  use_scalar<float>(path);
+  use_scalar<double>(path);
+  const rcpu::io::GgufFile file = rcpu::io::GgufFile::open(path);
+  const rcpu::model::Tokenizer tok = rcpu::model::Tokenizer::from_gguf(file);
+  const rcpu::model::LlamaModel model = rcpu::model::LlamaModel::from_gguf(file);
+  const std::vector<std::int32_t> ids = tok.encode(rcpu::model::wikitext_protocol_text(path));
+  std::cout << tok.decode(ids) << model.logits(ids, 8).sum();
+  std::cout << rcpu::model::perplexity(model, ids, {}).perplexity;
+  rcpu::model::PipelineOptions po;
+  const auto res = rcpu::model::prune_models(model, ids, {po}, &std::cerr);
+  std::cout << res.front().parameters;
+  std::cout << rcpu::model::block_procrustes(Eigen::MatrixXd::Identity(4, 4), 2).q.sum();
+  const Eigen::MatrixXd W = Eigen::MatrixXd::Random(4, 8), X = Eigen::MatrixXd::Random(16, 8);
+  std::cout << rcpu::reference::compensate(W, Eigen::VectorXd::Zero(4), X, {0, 1, 2}, rcpu::Compensation::rotation)
+                   .weight.sum();
+  rcpu::io::StagedOutput out;
+  (void)out.stage(path);
+  out.publish();
+}
