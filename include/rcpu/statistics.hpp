@@ -287,7 +287,7 @@ class Statistics {
   //   m2_b = sum (x - c)^2 - (sum (x - c))^2 / n_b,
   // with sum (x - c) summed as such (not as sum x - n c, which cancels when |mean| >> std). The
   // relative error of m2_b is then about eps (1 + (mean_b - c)^2 / var_b); where the shift is more
-  // than one standard deviation from the block's mean (a first token far out, a shifted block), the
+  // than 4 standard deviations from the block's mean (a first token far out, a shifted block), the
   // deviation sums are taken again about c + sum (x - c) / n_b, which is the mean to ~eps |mean|.
   struct BlockSums {
     Index n = 0;
