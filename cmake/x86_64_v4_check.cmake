@@ -37,6 +37,13 @@ if(RCPU_NATIVE_HAS_AVX512)
   message(STATUS "rcpu: x86-64-v4 check: the headers; -march=native has AVX-512 here, so the native builds of the tools and benchmarks cover them")
   return()
 endif()
+# The programs' imported dependencies were found in their own directories, whose imported targets
+# are not visible here: find them again.
+find_package(Threads QUIET)
+find_package(OpenMP QUIET)
+if(RCPU_BUILD_BENCHMARKS)
+  find_package(benchmark QUIET)
+endif()
 set(_checked "")
 foreach(t rcpu-ppl rcpu-prune-study rcpu_toy_transformer bench_gram bench_procrustes bench_layer bench_eigen_blas)
   if(NOT TARGET ${t})
