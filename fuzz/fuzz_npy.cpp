@@ -7,7 +7,6 @@
 //
 // Build with clang:  fuzz/run_fuzz.sh 600 npy  (see fuzz/README.md).  The same entry point is replayed
 // over fuzz/corpus/npy by fuzz/replay_main.cpp as the CTest test io_fuzz_npy_seed_corpus.
-#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -15,12 +14,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <system_error>
 #include <vector>
 
 #include <rcpu/io/npy.hpp>
+
+#include "temp_path.hpp"
 
 namespace {
 
@@ -30,14 +30,7 @@ constexpr std::uint64_t max_data_bytes = 16u << 20;
 // One file per process (a random name), reused by every call, removed when the process exits normally.
 struct TempFile {
   std::filesystem::path path;
-  TempFile() {
-    std::random_device rd;
-    const auto t = std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-    const std::uint64_t id = (std::uint64_t(rd()) << 32 ^ std::uint64_t(rd())) ^ t;
-    char name[64];
-    std::snprintf(name, sizeof name, "rcpu_fuzz_npy_%016llx.npy", static_cast<unsigned long long>(id));
-    path = std::filesystem::temp_directory_path() / name;
-  }
+  TempFile() : path(rcpu_fuzz_temp_path("rcpu_fuzz_npy_", ".npy")) {}
   ~TempFile() {
     std::error_code ec;
     std::filesystem::remove(path, ec);

@@ -21,18 +21,18 @@
 //
 // Build with clang:  fuzz/run_fuzz.sh 600 statistics  (see fuzz/README.md). The same entry point is
 // replayed over the seed corpus by fuzz/replay_main.cpp as the CTest test io_fuzz_statistics_seed_corpus.
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <system_error>
 
 #include <rcpu/io/statistics_io.hpp>
+
+#include "temp_path.hpp"
 
 namespace {
 
@@ -46,14 +46,7 @@ const char* const archive_files[7] = {"rcpu_statistics.txt", "tokens.npy", "sum.
 // One working directory per process (a random name) holding in/ and out/, removed at a normal exit.
 struct TempDir {
   fs::path root;
-  TempDir() {
-    std::random_device rd;
-    const auto t = std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-    const std::uint64_t id = (std::uint64_t(rd()) << 32 ^ std::uint64_t(rd())) ^ t;
-    char name[64];
-    std::snprintf(name, sizeof name, "rcpu_fuzz_statistics_%016llx", static_cast<unsigned long long>(id));
-    root = fs::temp_directory_path() / name;
-  }
+  TempDir() : root(rcpu_fuzz_temp_path("rcpu_fuzz_statistics_")) {}
   ~TempDir() {
     std::error_code ec;
     fs::remove_all(root, ec);

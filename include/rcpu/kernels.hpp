@@ -10,7 +10,7 @@
 /// With RCPU_USE_BLAS the products go to CBLAS, which is the fast choice when OpenBLAS knows the CPU.
 /// An OpenBLAS that does not (Debian 12's 0.3.21 on recent Intel Xeons) runs its generic "Prescott"
 /// kernels: SGEMM on one thread at 20 GFLOP/s where its SkylakeX kernels reach 134 and Eigen's own,
-/// compiled with -march=native, 99. rcpu then routes its products through Eigen's kernels, provided
+/// compiled with -march=native, 99 (reported in issue 11 for such a machine). rcpu then routes its products through Eigen's kernels, provided
 /// this build compiled them for AVX2 or wider, and says so in one line (kernel_notice()); setting
 /// OPENBLAS_CORETYPE (e.g. SkylakeX, Haswell) selects OpenBLAS's right kernels, and rcpu then always
 /// uses OpenBLAS, as told. RCPU_PRODUCTS=blas|eigen|auto (environment) forces either route.
@@ -133,9 +133,6 @@ inline std::string kernel_notice(const KernelInfo& k) {
   return line + "OPENBLAS_CORETYPE=" + right + " selects OpenBLAS's fast kernels.";
 }
 inline std::string kernel_notice() { return kernel_notice(kernel_info()); }
-
-/// OpenBLAS's core name, for benchmark and study records ("" without OpenBLAS).
-inline std::string blas_core_name() { return kernel_info().blas_core; }
 
 }  // namespace rcpu
 

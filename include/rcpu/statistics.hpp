@@ -405,8 +405,8 @@ class Statistics {
   template <typename Derived>
   void commit_sums(const Derived& X, const BlockSums& b) {
     const AccScalar n = AccScalar(b.n);
-    Vector q(m_d);  // sum x^2 = sum ((x - c) + c)^2
-    for (Index j = 0; j < m_d; ++j) q(j) = std::max(b.u(j) + b.c(j) * (AccScalar(2) * b.e(j) + n * b.c(j)), AccScalar(0));
+    // sum x^2 = sum ((x - c) + c)^2
+    const Vector q = (b.u + b.c.cwiseProduct(AccScalar(2) * b.e + n * b.c)).cwiseMax(AccScalar(0));
     if (!(b.a.allFinite() && b.s.allFinite() && q.allFinite() && b.u.allFinite() && b.e.allFinite())) {
       detail::require_finite(X, "update: block");  // names the entry when there is one
       std::ostringstream os;
@@ -415,8 +415,7 @@ class Statistics {
       detail::fail(os.str());
     }
     const Vector shift = b.e / n;  // mean_b - c
-    Vector bm2 = b.u - b.e.cwiseAbs2() / n;
-    for (Index j = 0; j < m_d; ++j) bm2(j) = std::max(bm2(j), AccScalar(0));
+    const Vector bm2 = (b.u - b.e.cwiseAbs2() / n).cwiseMax(AccScalar(0));
     if (m_n == 0) {
       two_sum(b.c, shift, m_center, m_center_lo);  // the block's mean, c + sum (x - c) / n, to ~eps^2
       m_m2 = bm2;

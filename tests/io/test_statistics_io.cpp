@@ -4,7 +4,6 @@
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/prune.hpp>
 
-#include <cstdio>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -47,11 +46,8 @@ void reseal(const std::string& dir) {
   while (std::getline(in, line))
     if (line.rfind("crc32.", 0) != 0) out += line + "\n";
   for (const char* const* f = rcpu::io::statistics_files(); *f != nullptr; ++f)
-    if (std::filesystem::exists(dir + "/" + *f)) {
-      char hex[16];
-      std::snprintf(hex, sizeof hex, "%08x", rcpu::io::crc32(rcpu_test::read_bytes(dir + "/" + *f)));
-      out += std::string("crc32.") + *f + " " + hex + "\n";
-    }
+    if (std::filesystem::exists(dir + "/" + *f))
+      out += std::string("crc32.") + *f + " " + rcpu::io::detail::hex32(rcpu::io::crc32(rcpu_test::read_bytes(dir + "/" + *f))) + "\n";
   rcpu_test::write_bytes(m, out);
 }
 

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
+#include <string>
 
 #include "support.hpp"
 
@@ -234,4 +236,23 @@ TEST_CASE("calibration windows are deterministic, in range, and depend on the se
   CHECK(ids == std::vector<std::int32_t>{3, 4, 5, 6, 500, 501, 502, 503});
   CHECK_THROWS_AS(rcpu::model::gather_windows(toks, {998}, 4), rcpu::invalid_argument);
   CHECK_THROWS_AS(rcpu::model::random_windows(0, 100, 128, 1, 1), rcpu::invalid_argument);
+}
+
+TEST_CASE("the pipeline log warns about an underdetermined module", "[pipeline]") {
+  rcpu::model::PipelineOptions o;
+  o.label = "t";
+  rcpu::model::LayerOutcome r;
+  r.layer = 2;
+  r.mlp_pruned = true;
+  r.mlp.tokens = 64;
+  r.mlp.kept_columns = 100;
+  r.mlp.underdetermined = true;
+  std::ostringstream os;
+  rcpu::model::detail::log_layer(os, o, r, 4, 8, 8, 128);
+  CHECK(os.str().find("warning: layer 3 down_proj: 64 calibration tokens < 100 kept columns") != std::string::npos);
+  CHECK(os.str().find("o_proj:") == std::string::npos);
+  r.mlp.underdetermined = false;
+  std::ostringstream quiet;
+  rcpu::model::detail::log_layer(quiet, o, r, 4, 8, 8, 128);
+  CHECK(quiet.str().find("warning") == std::string::npos);
 }

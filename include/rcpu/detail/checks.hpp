@@ -45,18 +45,29 @@ inline void require(bool ok, const std::string& message) {
   if (!ok) fail(message);
 }
 
+/// The first non-finite entry of `m`, column by column: false (and i, j untouched) if there is none.
+template <typename Derived>
+bool find_non_finite(const Eigen::DenseBase<Derived>& m, Index& i, Index& j) {
+  if (m.allFinite()) return false;
+  for (Index c = 0; c < m.cols(); ++c)
+    for (Index r = 0; r < m.rows(); ++r)
+      if (!std::isfinite(static_cast<double>(m(r, c)))) {
+        i = r;
+        j = c;
+        return true;
+      }
+  return false;
+}
+
 /// Throws unless every entry of `m` is finite; names the argument and the first bad entry.
 template <typename Derived>
 void require_finite(const Eigen::DenseBase<Derived>& m, const char* name) {
-  if (m.allFinite()) return;
-  for (Index j = 0; j < m.cols(); ++j)
-    for (Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(static_cast<double>(m(i, j)))) {
-        std::ostringstream os;
-        os << name << " (" << shape(m.rows(), m.cols()) << ") has a non-finite entry " << m(i, j) << " at (" << i
-           << ", " << j << ")";
-        fail(os.str());
-      }
+  Index i = 0, j = 0;
+  if (!find_non_finite(m, i, j)) return;
+  std::ostringstream os;
+  os << name << " (" << shape(m.rows(), m.cols()) << ") has a non-finite entry " << m(i, j) << " at (" << i << ", " << j
+     << ")";
+  fail(os.str());
 }
 
 inline void require_ratio(double ratio, const char* name) {

@@ -42,10 +42,12 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <Eigen/Core>
 
 #include "../config.hpp"
+#include "../detail/checks.hpp"
 #include "../error.hpp"
 #include "../statistics.hpp"
 #include "npy.hpp"
@@ -67,17 +69,31 @@ inline const char* const* statistics_files() {
   return files;
 }
 
-/// CRC-32 (IEEE 802.3, as zlib.crc32 and `gzip`) of a byte string.
-inline std::uint32_t crc32(const std::string& bytes) {
-  std::uint32_t table[256];
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
+/// CRC-32 (IEEE 802.3, as zlib.crc32 and `gzip`), fed in pieces.
+class Crc32 {
+ public:
+  Crc32() {
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      m_table[i] = c;
+    }
   }
-  std::uint32_t crc = 0xFFFFFFFFu;
-  for (unsigned char b : bytes) crc = table[(crc ^ b) & 0xFFu] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFu;
+  void update(const char* data, std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) m_crc = m_table[(m_crc ^ static_cast<unsigned char>(data[k])) & 0xFFu] ^ (m_crc >> 8);
+  }
+  std::uint32_t value() const { return m_crc ^ 0xFFFFFFFFu; }
+
+ private:
+  std::uint32_t m_table[256];
+  std::uint32_t m_crc = 0xFFFFFFFFu;
+};
+
+/// CRC-32 of a byte string.
+inline std::uint32_t crc32(const std::string& bytes) {
+  Crc32 c;
+  c.update(bytes.data(), bytes.size());
+  return c.value();
 }
 
 namespace detail {
@@ -86,31 +102,33 @@ namespace detail {
   throw invalid_argument("statistics: " + dir + ": " + message);
 }
 
-inline std::string read_file_bytes(const std::string& dir, const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) stats_fail(dir, "cannot read " + p.filename().string());
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-// Names the file and the first non-finite entry.
-inline void require_finite_file(const std::string& dir, const std::string& file, const Eigen::MatrixXd& m) {
-  if (m.allFinite()) return;
-  for (Index j = 0; j < m.cols(); ++j)
-    for (Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(m(i, j))) {
-        std::ostringstream os;
-        os << file << " has a non-finite entry " << m(i, j) << " at ";
-        if (m.cols() == 1) os << "[" << i << "]"; else os << "[" << i << "," << j << "]";
-        stats_fail(dir, os.str());
-      }
-}
-
 inline std::string hex32(std::uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", v);
   return buf;
+}
+
+// The CRC-32 of a file, as 8 hex digits, read in 1 MiB pieces (a Gram can be gigabytes).
+inline std::string file_crc32(const std::string& dir, const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) stats_fail(dir, "cannot read " + p.filename().string());
+  Crc32 crc;
+  std::vector<char> buf(std::size_t(1) << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    crc.update(buf.data(), std::size_t(in.gcount()));
+  }
+  return hex32(crc.value());
+}
+
+// Names the file and the first non-finite entry ([i] in a vector, [i,j] in a matrix).
+inline void require_finite_file(const std::string& dir, const std::string& file, const Eigen::MatrixXd& m) {
+  Index i = 0, j = 0;
+  if (!rcpu::detail::find_non_finite(m, i, j)) return;
+  std::ostringstream os;
+  os << file << " has a non-finite entry " << m(i, j) << " at ";
+  if (m.cols() == 1) os << "[" << i << "]"; else os << "[" << i << "," << j << "]";
+  stats_fail(dir, os.str());
 }
 
 inline std::map<std::string, std::string> read_statistics_marker(const std::string& dir) {
@@ -198,7 +216,7 @@ void stage_statistics(StagedOutput& out, const std::string& dir, const Statistic
   marker << "format rcpu-statistics\nversion " << statistics_format_version << "\nchannels " << d << "\ntokens "
          << stats.tokens() << "\ngram " << (stats.has_gram() ? "full" : "diagonal") << "\n";
   for (const char* const* f = statistics_files(); *f != nullptr; ++f)
-    if (fs::exists(tmp / *f)) marker << "crc32." << *f << " " << detail::hex32(crc32(detail::read_file_bytes(dir, tmp / *f))) << "\n";
+    if (fs::exists(tmp / *f)) marker << "crc32." << *f << " " << detail::file_crc32(dir, tmp / *f) << "\n";
   marker.flush();
   if (!marker) detail::stats_fail(dir, "cannot write the marker file");
 }
@@ -314,7 +332,7 @@ Statistics<S, A> load_statistics(const std::string& dir) {
       const auto it = kv.find("crc32." + name);
       if (it == kv.end()) detail::stats_fail(dir, std::string(statistics_marker()) + " lacks the checksum of " + name);
       if (!fs::exists(p / name)) detail::stats_fail(dir, name + " is missing");
-      const std::string got = detail::hex32(crc32(detail::read_file_bytes(dir, p / name)));
+      const std::string got = detail::file_crc32(dir, p / name);
       if (got != it->second)
         detail::stats_fail(dir, name + " is corrupted or was edited: its CRC-32 is " + got + ", " + statistics_marker() +
                                     " says " + it->second);
@@ -349,13 +367,8 @@ Statistics<S, A> load_statistics(const std::string& dir) {
     if (gram != gram.transpose()) {
       // A Gram written by other tools (e.g. X.T @ X through GEMM) may differ from its transpose by
       // rounding; anything more is not a Gram.
-      double asym = 0, scale = 0;
-      for (Index j = 0; j < gram.cols(); ++j)
-        for (Index i = 0; i < gram.rows(); ++i) {
-          asym = std::max(asym, std::abs(gram(i, j) - gram(j, i)));
-          scale = std::max(scale, std::abs(gram(i, j)));
-        }
-      if (!(asym <= 1e-12 * scale)) detail::stats_fail(dir, "gram.npy is not symmetric");
+      const double asym = (gram - gram.transpose()).cwiseAbs().maxCoeff();
+      if (!(asym <= 1e-12 * gram.cwiseAbs().maxCoeff())) detail::stats_fail(dir, "gram.npy is not symmetric");
       gram = Eigen::MatrixXd(0.5 * (gram + gram.transpose()));
     }
   }
