@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // rcpu: the command-line tool. Prunes one linear layer given as .npy files, and accumulates, saves
-// and merges calibration statistics, so that any pipeline (Python, shell) can use rcpu without C++.
+// and merges calibration statistics, so that any pipeline (Python, shell) can use rcpu without C++;
+// prunes a whole GGUF model (prune_model.cpp).
 // Every error is one line on stderr and a non-zero exit; outputs are written to temporary files and
 // renamed into place only when everything succeeded, so a failed run leaves no partial output.
 
@@ -25,10 +26,16 @@
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/rcpu.hpp>
 
+#include "cli_args.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 using rcpu::Index;
+using rcpu_cli::Args;
+using rcpu_cli::InputError;
+using rcpu_cli::OptionSpec;
+using rcpu_cli::UsageError;
 
 const char* const help_text = R"(rcpu - prune a linear layer y = W x + b with rotation-constrained error compensation (RCPU)
 
@@ -37,6 +44,7 @@ Usage:
              --out DIR [options]
   rcpu stats (--acts X.npy... | --stats DIR...) --out DIR [--diagonal]
   rcpu merge DIR... --out DIR
+  rcpu prune-model IN.gguf -o OUT.gguf --ratio R --calib TEXT [options]   (a whole model; below)
   rcpu --help | --version
 
 Commands:
@@ -46,6 +54,9 @@ Commands:
   stats   Accumulate calibration statistics (token count, per-channel sums, Gram matrix) from
           activation files and/or saved statistics, and save them as a statistics directory DIR.
   merge   Merge saved statistics directories (token shards) into DIR; same as stats --stats DIR...
+  prune-model
+          Prune every layer of a LLaMA GGUF model and write the pruned model as GGUF (llama.cpp runs
+          it); see "Whole models" below and docs/cli.md.
 
 Inputs:
   --weight FILE        W, a 2-D float32/float64 array of shape (d_out, d_in). The outputs keep its dtype.
@@ -100,94 +111,9 @@ Output:
 
 Exit status: 0 on success; 1 on bad input or a failed computation (one line on stderr, nothing
 written); 2 on a usage error.
+
+Whole models:
 )";
-
-// A usage error (unknown option, missing argument): exit status 2.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-// Bad input detected by the tool itself (the library throws rcpu::invalid_argument): exit status 1.
-struct InputError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Arguments
-
-struct OptionSpec {
-  const char* name;
-  int arity;  // 0: flag, 1: one value, -1: one or more values
-};
-
-class Args {
- public:
-  Args(const std::vector<std::string>& argv, const std::vector<OptionSpec>& specs, bool positional_allowed) {
-    for (std::size_t i = 0; i < argv.size(); ++i) {
-      const std::string& a = argv[i];
-      if (a.rfind("--", 0) != 0) {
-        if (!positional_allowed) throw UsageError("unexpected argument '" + a + "'");
-        m_positional.push_back(a);
-        continue;
-      }
-      const OptionSpec* spec = nullptr;
-      for (const auto& s : specs)
-        if (a == s.name) spec = &s;
-      if (spec == nullptr) throw UsageError("unknown option '" + a + "'");
-      if (m_values.count(a) && spec->arity != -1) throw UsageError("option " + a + " is given twice");
-      auto& vals = m_values[a];
-      if (spec->arity == 0) continue;
-      std::size_t taken = 0;
-      while (i + 1 < argv.size() && argv[i + 1].rfind("--", 0) != 0) {
-        vals.push_back(argv[++i]);
-        ++taken;
-        if (spec->arity == 1) break;
-      }
-      if (taken == 0) throw UsageError("option " + a + " needs a value");
-    }
-  }
-
-  bool has(const std::string& name) const { return m_values.count(name) != 0; }
-  const std::vector<std::string>& values(const std::string& name) const {
-    static const std::vector<std::string> none;
-    const auto it = m_values.find(name);
-    return it == m_values.end() ? none : it->second;
-  }
-  std::string value(const std::string& name, const std::string& fallback = "") const {
-    return has(name) ? values(name).front() : fallback;
-  }
-  double number(const std::string& name, double fallback) const {
-    if (!has(name)) return fallback;
-    const std::string& v = value(name);
-    std::size_t used = 0;
-    double x = 0;
-    try {
-      x = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size() || !std::isfinite(x))
-      throw UsageError("option " + name + ": '" + v + "' is not a finite number");
-    return x;
-  }
-  Index integer(const std::string& name, Index fallback) const {
-    if (!has(name)) return fallback;
-    const std::string& v = value(name);
-    std::size_t used = 0;
-    long long x = 0;
-    try {
-      x = std::stoll(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size()) throw UsageError("option " + name + ": '" + v + "' is not an integer");
-    return Index(x);
-  }
-  const std::vector<std::string>& positional() const { return m_positional; }
-
- private:
-  std::map<std::string, std::vector<std::string>> m_values;
-  std::vector<std::string> m_positional;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Outputs written all or nothing: every file (and the --save-stats directory) is staged by
@@ -619,6 +545,7 @@ int run(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {
       std::fputs(help_text, stdout);
+      std::fputs(rcpu_cli::prune_model_help, stdout);
       return 0;
     }
   if (args.empty()) throw UsageError("no command given");
@@ -630,7 +557,8 @@ int run(const std::vector<std::string>& args) {
   if (args[0] == "prune") return cmd_prune(rest);
   if (args[0] == "stats") return cmd_stats(rest);
   if (args[0] == "merge") return cmd_merge(rest);
-  throw UsageError("unknown command '" + args[0] + "' (prune, stats, merge)");
+  if (args[0] == "prune-model") return rcpu_cli::cmd_prune_model(rest);
+  throw UsageError("unknown command '" + args[0] + "' (prune, stats, merge, prune-model)");
 }
 
 // One line: the library's messages are single lines already, but a path could hold a newline.

@@ -12,6 +12,7 @@ pkgs=(
   libbenchmark-dev                         # Google Benchmark 1.7 for benchmarks/
   libopenblas-dev liblapacke-dev           # optional BLAS/LAPACK fast paths and benchmark baselines
   python3-numpy python3-scipy              # outside-reference script tests/reference/make_reference.py
+  python3-venv                             # the venv with PyPI gguf that scripts/test.sh makes (export tests)
 )
 
 missing=()

@@ -17,6 +17,17 @@ shift || true
 
 scripts/install-deps.sh
 
+# PyPI gguf 0.19.0, the second GGUF reader the export test compares rcpu's files against: a venv in
+# build/pyenv (on Debian's numpy; --no-deps: the reader needs nothing else). Without PyPI the test
+# reports that part skipped.
+pyenv="$PWD/build/pyenv"
+if ! "$pyenv/bin/python" -c 'import gguf' 2>/dev/null; then
+  { /usr/bin/python3 -m venv --system-site-packages "$pyenv" &&
+    "$pyenv/bin/python" -m pip install --quiet --no-deps gguf==0.19.0; } ||
+    echo "scripts/test.sh: could not install PyPI gguf into $pyenv; its check will be skipped" >&2
+fi
+export RCPU_GGUF_PYTHON="$pyenv/bin/python"
+
 jobs=$(nproc 2>/dev/null || echo 2)
 common=(-DRCPU_BUILD_TESTS=ON -DRCPU_BUILD_EXAMPLES=ON -DRCPU_WARNINGS_AS_ERRORS=ON)
 # -O2, not CMake's -O3: the tests are small, and -O3 costs ~30% more compile time. The benchmarks and

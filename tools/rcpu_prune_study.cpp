@@ -42,6 +42,7 @@
 #include <rcpu/kernels.hpp>
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/model/llama.hpp>
+#include <rcpu/model/methods.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/tokenizer.hpp>
@@ -174,68 +175,27 @@ struct Run {
   Eval test, val;
 };
 
-// The methods of the comparison, by id. Ridge ids carry their relative lambda in the options.
+// The methods of the comparison, by id (rcpu/model/methods.hpp). Ridge ids carry their relative
+// lambda in the options.
 PipelineOptions method_options(const std::string& id, double ratio, Index seq, Index chunk) {
-  using rcpu::Compensation;
-  using rcpu::Score;
   PipelineOptions o;
-  o.ratio = ratio;
+  try {
+    o = rcpu::model::method_options(id, ratio);
+  } catch (const rcpu::invalid_argument& e) {
+    die(e.what());
+  }
+  o.label.clear();
   o.seq_len = seq;
   o.chunk_windows = chunk;
-  o.score = Score::rcpu;
-  const auto is = [&](const char* s) { return id == s; };
-  if (is("wanda_sp")) {
-    o.score = Score::wanda_sp_rcpu;
-    o.compensation = Compensation::none;
-  } else if (is("flap") || is("flap_alam")) {
-    o.score = Score::flap;
-    o.compensation = Compensation::bias;
-    if (is("flap_alam")) o.allocation = rcpu::model::Allocation::flap_adaptive;
-  } else if (is("rcpu_none")) {
-    o.compensation = Compensation::none;
-  } else if (is("rcpu_rotation") || is("rcpu_rotation_alam")) {
-    o.compensation = Compensation::rotation;
-    if (is("rcpu_rotation_alam")) o.allocation = rcpu::model::Allocation::flap_adaptive;
-  } else if (is("rcpu_rotation_scale")) {
-    o.compensation = Compensation::rotation_scale;
-  } else if (is("rcpu_rotation_bias")) {
-    o.compensation = Compensation::rotation_bias;
-  } else if (is("rcpu_rotation_per_head")) {
-    o.compensation = Compensation::rotation;
-    o.o_proj_rotation = rcpu::model::OprojRotation::per_head;
-  } else if (is("rcpu_rotation_proper")) {
-    o.compensation = Compensation::rotation;
-    o.compensation_options.procrustes.proper_rotation = true;
-  } else if (is("rcpu_rotation_o_only")) {
-    o.compensation = Compensation::rotation;
-    o.compensate_mlp = false;
-  } else if (is("rcpu_rotation_down_only")) {
-    o.compensation = Compensation::rotation;
-    o.compensate_attention = false;
-  } else if (is("ridge")) {
-    o.compensation = Compensation::proximal_ridge;
-  } else {
-    die("unknown method id " + id);
-  }
   return o;
 }
 
 const std::map<std::string, std::string>& method_names() {
-  static const std::map<std::string, std::string> names = {
-      {"dense", "dense"},
-      {"wanda_sp", "Wanda-sp (no compensation)"},
-      {"flap", "FLAP (WIFV + bias)"},
-      {"flap_alam", "FLAP (WIFV + bias), AL-AM allocation"},
-      {"rcpu_none", "RCPU score, no compensation"},
-      {"rcpu_rotation", "RCPU rotation"},
-      {"rcpu_rotation_scale", "RCPU rotation + scale"},
-      {"rcpu_rotation_bias", "RCPU rotation + bias (ours)"},
-      {"rcpu_rotation_per_head", "RCPU per-head block rotation on o_proj (ours)"},
-      {"rcpu_rotation_proper", "RCPU proper rotation, det fix (ours)"},
-      {"rcpu_rotation_o_only", "RCPU rotation, o_proj only"},
-      {"rcpu_rotation_down_only", "RCPU rotation, down_proj only"},
-      {"rcpu_rotation_alam", "RCPU rotation, AL-AM allocation"},
-      {"ridge", "proximal ridge LS(lambda)"}};
+  static const std::map<std::string, std::string> names = [] {
+    std::map<std::string, std::string> m{{"dense", "dense"}};
+    for (const rcpu::model::MethodPreset& p : rcpu::model::method_presets()) m.emplace(p.id, p.name);
+    return m;
+  }();
   return names;
 }
 

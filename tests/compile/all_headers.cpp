@@ -4,12 +4,16 @@
 // appear with AVX-512 code generation (g++ 12's false -Wmaybe-uninitialized in its own intrinsics) are
 // seen on machines without AVX-512 too.
 #include <rcpu/rcpu.hpp>
+#include <rcpu/io/ggml_quants.hpp>
 #include <rcpu/io/gguf.hpp>
+#include <rcpu/io/gguf_writer.hpp>
 #include <rcpu/io/npy.hpp>
 #include <rcpu/io/staged_output.hpp>
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/model/block_rotation.hpp>
+#include <rcpu/model/export.hpp>
 #include <rcpu/model/llama.hpp>
+#include <rcpu/model/methods.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/tokenizer.hpp>
@@ -88,6 +92,21 @@ void rcpu_all_headers_use(const std::string& path) {
   const Eigen::MatrixXd W = Eigen::MatrixXd::Random(4, 8), X = Eigen::MatrixXd::Random(16, 8);
   std::cout << rcpu::reference::compensate(W, Eigen::VectorXd::Zero(4), X, {0, 1, 2}, rcpu::Compensation::rotation)
                    .weight.sum();
+  rcpu::model::PipelineOptions mo = rcpu::model::method_options("rotation", 0.2);
+  mo.round_to = 64;
+  const auto pr = rcpu::model::prune_model(model, ids, mo);
+  rcpu::model::ExportOptions eo;
+  eo.metadata = rcpu::model::provenance(pr, {path, 1, 8, 0});
+  for (const rcpu::io::GgmlType t : {rcpu::io::GgmlType::f32, rcpu::io::GgmlType::q8_0, rcpu::io::GgmlType::q4_0}) {
+    eo.type = t;
+    std::cout << rcpu::model::export_gguf(pr.model, &file, path, eo).file_bytes;
+  }
+  std::vector<std::uint8_t> qb(34);
+  std::vector<float> qf(32);
+  rcpu::io::quantize(rcpu::io::GgmlType::q8_0, qf.data(), 32, qb.data());
+  rcpu::io::GgufWriter gw;
+  gw.copy_metadata(file).add_vector("v", Eigen::VectorXf::Zero(4));
+  std::cout << gw.to_bytes().size() << rcpu::model::method_name("flap");
   rcpu::io::StagedOutput out;
   (void)out.stage(path);
   out.publish();

@@ -139,7 +139,7 @@ TEST_CASE("gguf: tensor table, layout and dequantization of every supported type
   g.tensor("q5_0", 6, {32}, rcpu_test::q5_block(false, 0.125f, 0.0f, q5));
   g.tensor("q5_1", 7, {32}, rcpu_test::q5_block(true, 2.0f, 0.5f, q5));
   g.tensor("q8_0", 8, {32, 2}, concat(rcpu_test::q8_0_block(0.0625f, q8), rcpu_test::q8_0_block(1.0f, q8)));
-  g.tensor("q6_k", 14, {256}, std::vector<std::uint8_t>(210, 0));
+  g.tensor("q8_1", 9, {32}, std::vector<std::uint8_t>(36, 0));
   const std::vector<std::uint8_t> bytes = g.build();
   const GgufFile f = parse(bytes);
 
@@ -155,7 +155,7 @@ TEST_CASE("gguf: tensor table, layout and dequantization of every supported type
   CHECK(tf.n_elements == 6);
   CHECK(tf.n_bytes == 24);
   CHECK(f.tensor("q8_0").n_bytes == 68);
-  CHECK(f.tensor("q6_k").type == GgmlType::q6_k);
+  CHECK(f.tensor("q8_1").type == GgmlType::q8_1);
   CHECK(std::string(rcpu::io::to_string(GgmlType::q4_1)) == "Q4_1");
   // PyTorch convention: shape {d_in = 2, d_out = 3} is a 3 x 2 matrix with rows contiguous in the file.
   const Eigen::MatrixXf m = f.tensor_matrix("f32");
@@ -200,11 +200,11 @@ TEST_CASE("gguf: tensor table, layout and dequantization of every supported type
   }
   // Known type that rcpu cannot convert: parses, but reading it names the type.
   try {
-    f.tensor_values("q6_k");
+    f.tensor_values("q8_1");
     FAIL("expected an exception");
   } catch (const rcpu::invalid_argument& e) {
-    CHECK(contains(e.what(), "Q6_K"));
-    CHECK(contains(e.what(), "q6_k"));
+    CHECK(contains(e.what(), "Q8_1"));
+    CHECK(contains(e.what(), "q8_1"));
   }
   CHECK_THROWS_AS(f.tensor("absent"), rcpu::invalid_argument);
   CHECK(f.find_tensor("absent") == nullptr);

@@ -6,7 +6,8 @@
 //   - the statistics-based compensation equals the raw-activation reference (rcpu::reference) on the
 //     first two layers, the second one fed by the pruned first layer (the paper's sequential protocol);
 //   - the pruned pass that feeds the next layer equals LlamaModel::forward_layer on the pruned layer;
-//   - configurations run in lockstep give bit-for-bit the results of separate runs.
+//   - configurations run in lockstep give bit-for-bit the results of separate runs;
+//   - pruned models exported to GGUF read back the same (export_checks.hpp).
 // No check asserts which method wins.
 //
 // Its own main(): prints "SKIPPED: ..." and returns 77 (CTest: skipped) when the model is absent. The data
@@ -25,6 +26,8 @@
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/tokenizer.hpp>
 #include <rcpu/reference.hpp>
+
+#include "export_checks.hpp"
 
 namespace {
 
@@ -336,6 +339,8 @@ int main() {
       }
       check(threw, "flap_adaptive with kv_groups is refused");
     }
+    // Export to GGUF and back (export_checks.hpp).
+    export_checks::run(file, dense, ids, calib, seq, check);
   } catch (const std::exception& e) {
     check(false, std::string("exception: ") + e.what());
   }

@@ -4,7 +4,7 @@
 
 /// \file gguf.hpp
 /// Reader for GGUF files (versions 2 and 3, little-endian): metadata of every type, the tensor table,
-/// and dequantization to float of F32, F16, BF16, F64, I8/I16/I32, Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
+/// and every tensor as float (the element types and their dequantization: ggml_quants.hpp).
 ///
 /// Optional part of rcpu: not included by rcpu.hpp. The file is memory-mapped where POSIX mmap exists
 /// (read into memory elsewhere). Every count, length, offset and size is checked against the bytes that
@@ -32,6 +32,7 @@
 
 #include "../config.hpp"
 #include "../error.hpp"
+#include "ggml_quants.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
@@ -60,82 +61,6 @@ enum class GgufValueType : std::uint32_t {
   int64 = 11,
   float64 = 12
 };
-
-/// Tensor element type (ggml's numbering). Only the ones listed in ggml_type_traits() are known.
-enum class GgmlType : std::uint32_t {
-  f32 = 0,
-  f16 = 1,
-  q4_0 = 2,
-  q4_1 = 3,
-  q5_0 = 6,
-  q5_1 = 7,
-  q8_0 = 8,
-  q8_1 = 9,
-  q2_k = 10,
-  q3_k = 11,
-  q4_k = 12,
-  q5_k = 13,
-  q6_k = 14,
-  q8_k = 15,
-  iq4_nl = 20,
-  iq4_xs = 23,
-  i8 = 24,
-  i16 = 25,
-  i32 = 26,
-  i64 = 27,
-  f64 = 28,
-  bf16 = 30
-};
-
-/// Storage layout of a tensor type: `block_size` elements take `type_size` bytes.
-struct GgmlTypeTraits {
-  const char* name;
-  std::uint64_t block_size;
-  std::uint64_t type_size;
-  bool dequantizable;  ///< whether rcpu can convert it to float
-};
-
-/// Traits of a ggml type id, or nullptr for an id rcpu does not know (its size is then unknown too).
-inline const GgmlTypeTraits* ggml_type_traits(std::uint32_t type) {
-  // Sizes from the block layouts: e.g. Q4_0 = f16 scale + 16 bytes of nibbles for 32 values.
-  static const GgmlTypeTraits f32{"F32", 1, 4, true}, f16{"F16", 1, 2, true}, q4_0{"Q4_0", 32, 18, true},
-      q4_1{"Q4_1", 32, 20, true}, q5_0{"Q5_0", 32, 22, true}, q5_1{"Q5_1", 32, 24, true}, q8_0{"Q8_0", 32, 34, true},
-      q8_1{"Q8_1", 32, 36, false}, q2_k{"Q2_K", 256, 84, false}, q3_k{"Q3_K", 256, 110, false},
-      q4_k{"Q4_K", 256, 144, false}, q5_k{"Q5_K", 256, 176, false}, q6_k{"Q6_K", 256, 210, false},
-      q8_k{"Q8_K", 256, 292, false}, iq4_nl{"IQ4_NL", 32, 18, false}, iq4_xs{"IQ4_XS", 256, 136, false},
-      i8{"I8", 1, 1, true}, i16{"I16", 1, 2, true}, i32{"I32", 1, 4, true}, i64{"I64", 1, 8, false},
-      f64{"F64", 1, 8, true}, bf16{"BF16", 1, 2, true};
-  switch (type) {
-    case 0: return &f32;
-    case 1: return &f16;
-    case 2: return &q4_0;
-    case 3: return &q4_1;
-    case 6: return &q5_0;
-    case 7: return &q5_1;
-    case 8: return &q8_0;
-    case 9: return &q8_1;
-    case 10: return &q2_k;
-    case 11: return &q3_k;
-    case 12: return &q4_k;
-    case 13: return &q5_k;
-    case 14: return &q6_k;
-    case 15: return &q8_k;
-    case 20: return &iq4_nl;
-    case 23: return &iq4_xs;
-    case 24: return &i8;
-    case 25: return &i16;
-    case 26: return &i32;
-    case 27: return &i64;
-    case 28: return &f64;
-    case 30: return &bf16;
-    default: return nullptr;
-  }
-}
-
-inline const char* to_string(GgmlType type) {
-  const GgmlTypeTraits* t = ggml_type_traits(static_cast<std::uint32_t>(type));
-  return t ? t->name : "unknown";
-}
 
 inline const char* to_string(GgufValueType type) {
   switch (type) {
@@ -201,181 +126,7 @@ inline std::uint64_t min_value_size(GgufValueType t) {
   return 1;
 }
 
-inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
-  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return false;
-  out = a * b;
-  return true;
-}
-
-inline bool checked_add(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
-  if (b > std::numeric_limits<std::uint64_t>::max() - a) return false;
-  out = a + b;
-  return true;
-}
-
-/// IEEE half to float, exact for every input (subnormals, infinities and NaNs included).
-inline float half_to_float(std::uint16_t h) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-  const std::uint32_t exp = (h >> 10) & 0x1Fu;
-  std::uint32_t mant = h & 0x3FFu;
-  std::uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: renormalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400u) == 0);
-      bits = sign | static_cast<std::uint32_t>(127 - 15 - e) << 23 | (mant & 0x3FFu) << 13;
-    }
-  } else if (exp == 0x1F) {
-    bits = sign | 0x7F800000u | mant << 13;
-  } else {
-    bits = sign | (exp + (127 - 15)) << 23 | mant << 13;
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-inline float bf16_to_float(std::uint16_t h) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// Little-endian loads that do not depend on the host's byte order or alignment.
-inline std::uint16_t load_u16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] | (static_cast<std::uint16_t>(p[1]) << 8));
-}
-inline std::uint32_t load_u32(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-inline std::uint64_t load_u64(const std::uint8_t* p) {
-  return static_cast<std::uint64_t>(load_u32(p)) | static_cast<std::uint64_t>(load_u32(p + 4)) << 32;
-}
-inline float load_f32(const std::uint8_t* p) {
-  const std::uint32_t u = load_u32(p);
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline double load_f64(const std::uint8_t* p) {
-  const std::uint64_t u = load_u64(p);
-  double d;
-  std::memcpy(&d, &u, sizeof d);
-  return d;
-}
-
 }  // namespace detail
-
-/// Converts `n` elements of type `type` stored in `src` (exactly `src_bytes` bytes) to float.
-/// \throws rcpu::invalid_argument if the type cannot be dequantized, `n` is not a whole number of
-///         blocks, or `src_bytes` is not the size of `n` elements.
-inline void dequantize(GgmlType type, const std::uint8_t* src, std::uint64_t src_bytes, float* dst, std::uint64_t n) {
-  const GgmlTypeTraits* t = ggml_type_traits(static_cast<std::uint32_t>(type));
-  if (t == nullptr || !t->dequantizable)
-    throw invalid_argument(std::string("gguf: cannot dequantize tensors of type ") +
-                           (t ? t->name : std::to_string(static_cast<std::uint32_t>(type)).c_str()));
-  std::uint64_t need = 0;
-  if (n % t->block_size != 0 || !detail::checked_mul(n / t->block_size, t->type_size, need) || need != src_bytes) {
-    std::ostringstream os;
-    os << "gguf: dequantize: " << n << " elements of type " << t->name << " need " << need << " bytes in blocks of "
-       << t->block_size << ", got " << src_bytes;
-    throw invalid_argument(os.str());
-  }
-  const std::uint64_t nb = n / t->block_size;
-  using detail::half_to_float;
-  switch (type) {
-    case GgmlType::f32:
-      for (std::uint64_t i = 0; i < n; ++i) dst[i] = detail::load_f32(src + 4 * i);
-      break;
-    case GgmlType::f16:
-      for (std::uint64_t i = 0; i < n; ++i) dst[i] = half_to_float(detail::load_u16(src + 2 * i));
-      break;
-    case GgmlType::bf16:
-      for (std::uint64_t i = 0; i < n; ++i) dst[i] = detail::bf16_to_float(detail::load_u16(src + 2 * i));
-      break;
-    case GgmlType::f64:
-      for (std::uint64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(detail::load_f64(src + 8 * i));
-      break;
-    case GgmlType::i8:
-      for (std::uint64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(static_cast<std::int8_t>(src[i]));
-      break;
-    case GgmlType::i16:
-      for (std::uint64_t i = 0; i < n; ++i)
-        dst[i] = static_cast<float>(static_cast<std::int16_t>(detail::load_u16(src + 2 * i)));
-      break;
-    case GgmlType::i32:
-      for (std::uint64_t i = 0; i < n; ++i)
-        dst[i] = static_cast<float>(static_cast<std::int32_t>(detail::load_u32(src + 4 * i)));
-      break;
-    case GgmlType::q4_0:  // {f16 d; u8 qs[16]}: x = (nibble - 8) * d, low nibbles first
-      for (std::uint64_t b = 0; b < nb; ++b) {
-        const std::uint8_t* blk = src + b * 18;
-        const float d = half_to_float(detail::load_u16(blk));
-        float* y = dst + b * 32;
-        for (int j = 0; j < 16; ++j) {
-          y[j] = static_cast<float>((blk[2 + j] & 0x0F) - 8) * d;
-          y[j + 16] = static_cast<float>((blk[2 + j] >> 4) - 8) * d;
-        }
-      }
-      break;
-    case GgmlType::q4_1:  // {f16 d; f16 m; u8 qs[16]}: x = nibble * d + m
-      for (std::uint64_t b = 0; b < nb; ++b) {
-        const std::uint8_t* blk = src + b * 20;
-        const float d = half_to_float(detail::load_u16(blk)), m = half_to_float(detail::load_u16(blk + 2));
-        float* y = dst + b * 32;
-        for (int j = 0; j < 16; ++j) {
-          y[j] = static_cast<float>(blk[4 + j] & 0x0F) * d + m;
-          y[j + 16] = static_cast<float>(blk[4 + j] >> 4) * d + m;
-        }
-      }
-      break;
-    case GgmlType::q5_0:  // {f16 d; u32 qh; u8 qs[16]}: fifth bit of value j in bit j of qh; x = (q - 16) * d
-      for (std::uint64_t b = 0; b < nb; ++b) {
-        const std::uint8_t* blk = src + b * 22;
-        const float d = half_to_float(detail::load_u16(blk));
-        const std::uint32_t qh = detail::load_u32(blk + 2);
-        float* y = dst + b * 32;
-        for (int j = 0; j < 16; ++j) {
-          const int lo = (blk[6 + j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
-          const int hi = (blk[6 + j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-          y[j] = static_cast<float>(lo - 16) * d;
-          y[j + 16] = static_cast<float>(hi - 16) * d;
-        }
-      }
-      break;
-    case GgmlType::q5_1:  // {f16 d; f16 m; u32 qh; u8 qs[16]}: x = q * d + m
-      for (std::uint64_t b = 0; b < nb; ++b) {
-        const std::uint8_t* blk = src + b * 24;
-        const float d = half_to_float(detail::load_u16(blk)), m = half_to_float(detail::load_u16(blk + 2));
-        const std::uint32_t qh = detail::load_u32(blk + 4);
-        float* y = dst + b * 32;
-        for (int j = 0; j < 16; ++j) {
-          const int lo = (blk[8 + j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
-          const int hi = (blk[8 + j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-          y[j] = static_cast<float>(lo) * d + m;
-          y[j + 16] = static_cast<float>(hi) * d + m;
-        }
-      }
-      break;
-    case GgmlType::q8_0:  // {f16 d; i8 qs[32]}: x = q * d
-      for (std::uint64_t b = 0; b < nb; ++b) {
-        const std::uint8_t* blk = src + b * 34;
-        const float d = half_to_float(detail::load_u16(blk));
-        float* y = dst + b * 32;
-        for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<std::int8_t>(blk[2 + j])) * d;
-      }
-      break;
-    default:
-      throw invalid_argument(std::string("gguf: cannot dequantize tensors of type ") + t->name);
-  }
-}
 
 /// One metadata value: a scalar, a string, or an array of values (arrays may nest). Arrays of numbers
 /// and booleans are kept packed as in the file (no per-element objects), so that a file cannot make
@@ -401,6 +152,56 @@ class GgufValue {
     GgufValue out(GgufValueType::array, Storage(Packed{std::move(bytes)}));
     out.m_element_type = element_type;
     return out;
+  }
+
+  /// An array of integers stored as `element_type` (any integer type).
+  /// \throws rcpu::invalid_argument if a value does not fit that type.
+  static GgufValue make_int_array(GgufValueType element_type, const std::vector<std::int64_t>& v) {
+    if (!detail::is_integer_type(element_type))
+      throw invalid_argument(std::string("gguf: make_int_array: ") + to_string(element_type) + " is not an integer type");
+    const std::size_t w = element_size(element_type);
+    const bool sign = detail::is_signed_type(element_type);
+    std::vector<std::uint8_t> bytes(v.size() * w);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::int64_t x = v[i];
+      const int bits = static_cast<int>(8 * w);
+      const bool fits = bits == 64 ? (sign || x >= 0)
+                                   : sign ? (x >= -(std::int64_t(1) << (bits - 1)) && x < (std::int64_t(1) << (bits - 1)))
+                                          : (x >= 0 && x < (std::int64_t(1) << bits));
+      if (!fits)
+        throw invalid_argument("gguf: make_int_array: value " + std::to_string(x) + " at " + std::to_string(i) +
+                               " does not fit in " + to_string(element_type));
+      const auto u = static_cast<std::uint64_t>(x);
+      for (std::size_t b = 0; b < w; ++b) bytes[i * w + b] = static_cast<std::uint8_t>(u >> (8 * b));
+    }
+    return make_packed_array(element_type, std::move(bytes));
+  }
+  /// An array of FLOAT32 or FLOAT64 values.
+  static GgufValue make_float_array(GgufValueType element_type, const std::vector<double>& v) {
+    if (element_type != GgufValueType::float32 && element_type != GgufValueType::float64)
+      throw invalid_argument(std::string("gguf: make_float_array: ") + to_string(element_type) + " is not FLOAT32/FLOAT64");
+    const std::size_t w = element_size(element_type);
+    std::vector<std::uint8_t> bytes(v.size() * w);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::uint64_t u = 0;
+      if (w == 4) {
+        const float f = static_cast<float>(v[i]);
+        std::uint32_t u32;
+        std::memcpy(&u32, &f, 4);
+        u = u32;
+      } else {
+        std::memcpy(&u, &v[i], 8);
+      }
+      for (std::size_t b = 0; b < w; ++b) bytes[i * w + b] = static_cast<std::uint8_t>(u >> (8 * b));
+    }
+    return make_packed_array(element_type, std::move(bytes));
+  }
+  /// An array of strings.
+  static GgufValue make_string_array(const std::vector<std::string>& v) {
+    Array items;
+    items.reserve(v.size());
+    for (const std::string& s : v) items.push_back(make_string(s));
+    return make_array(GgufValueType::string, std::move(items));
   }
 
   GgufValueType type() const { return m_type; }
@@ -493,12 +294,39 @@ class GgufValue {
     return out;
   }
 
+  /// The little-endian bytes of an array of scalars (nullptr for any other value).
+  const std::vector<std::uint8_t>* packed_bytes() const {
+    const auto* p = std::get_if<Packed>(&m_value);
+    return p ? &p->bytes : nullptr;
+  }
+  /// The elements of an array of strings or arrays (nullptr for any other value).
+  const Array* elements() const { return std::get_if<Array>(&m_value); }
+  /// Any integer value as uint64 bits (two's complement for signed types), any float as double.
+  std::uint64_t raw_uint() const {
+    if (const auto* u = std::get_if<std::uint64_t>(&m_value)) return *u;
+    if (const auto* i = std::get_if<std::int64_t>(&m_value)) return static_cast<std::uint64_t>(*i);
+    if (const auto* b = std::get_if<bool>(&m_value)) return *b ? 1u : 0u;
+    throw invalid_argument(std::string("gguf: expected an integer value, found ") + to_string(m_type));
+  }
+
+  /// Same type and the same value (bit for bit for floats; arrays element by element).
+  friend bool operator==(const GgufValue& a, const GgufValue& b) {
+    if (a.m_type != b.m_type || (a.is_array() && a.m_element_type != b.m_element_type)) return false;
+    if (const auto* x = std::get_if<double>(&a.m_value)) {
+      const auto* y = std::get_if<double>(&b.m_value);
+      return y != nullptr && std::memcmp(x, y, sizeof(double)) == 0;
+    }
+    return a.m_value == b.m_value;
+  }
+  friend bool operator!=(const GgufValue& a, const GgufValue& b) { return !(a == b); }
+
   /// Bytes of one packed element of a scalar type (1 for anything else).
   static std::size_t element_size(GgufValueType t) { return static_cast<std::size_t>(detail::min_value_size(t)); }
 
  private:
   struct Packed {
     std::vector<std::uint8_t> bytes;
+    friend bool operator==(const Packed& a, const Packed& b) { return a.bytes == b.bytes; }
   };
   using Storage = std::variant<std::monostate, std::uint64_t, std::int64_t, double, bool, std::string, Array, Packed>;
   GgufValue(GgufValueType t, Storage v) : m_type(t), m_value(std::move(v)) {}

@@ -23,8 +23,10 @@
 
 #include "../detail/intrinsics.hpp"  // first: before Eigen (see there)
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <utility>
@@ -239,47 +241,81 @@ class LlamaModel {
     return m;
   }
 
-  /// Loads a GGUF file of architecture "llama" (any tensor type that io::dequantize reads).
+  /// Loads a GGUF file of architecture "llama", or "deci" (what rcpu exports when pruned layers
+  /// differ: head_count, head_count_kv and feed_forward_length may be per-layer arrays), with the
+  /// optional output biases blk.N.attn_output.bias and blk.N.ffn_down.bias. Any tensor type that
+  /// io::dequantize reads. The config holds the largest per-layer sizes.
   /// \throws rcpu::invalid_argument for another architecture, missing keys or tensors, or bad shapes.
   static LlamaModel from_gguf(const io::GgufFile& file) {
     const std::string arch = file.get_string("general.architecture", "");
-    if (arch != "llama")
-      throw invalid_argument("LlamaModel::from_gguf: " + file.source() + ": general.architecture = '" + arch +
-                             "', expected 'llama'");
-    const auto key_int = [&](const std::string& key) -> Index {
-      const std::int64_t v = file.get_int(key, -1);
-      if (v <= 0 || v > (std::int64_t(1) << 31))
-        throw invalid_argument("LlamaModel::from_gguf: " + file.source() + ": " + key +
-                               (file.has(key) ? " = " + std::to_string(v) + " is not a positive size" : " is missing"));
+    const auto fail = [&](const std::string& what) -> void {
+      throw invalid_argument("LlamaModel::from_gguf: " + file.source() + ": " + what);
+    };
+    if (arch != "llama" && arch != "deci") fail("general.architecture = '" + arch + "', expected 'llama' or 'deci'");
+    const std::string k = arch + ".";
+    const auto positive = [&](const std::string& key, std::int64_t v) -> Index {
+      if (v <= 0 || v > (std::int64_t(1) << 31)) fail(key + " = " + std::to_string(v) + " is not a positive size");
       return static_cast<Index>(v);
     };
+    const auto key_int = [&](const std::string& key) -> Index {
+      if (!file.has(key)) fail(key + " is missing");
+      return positive(key, file.get_int(key, -1));
+    };
     LlamaConfig c;
-    c.n_layers = key_int("llama.block_count");
-    c.d_model = key_int("llama.embedding_length");
-    c.n_heads = key_int("llama.attention.head_count");
-    c.n_kv_heads = file.has("llama.attention.head_count_kv") ? key_int("llama.attention.head_count_kv") : c.n_heads;
-    c.ffn = key_int("llama.feed_forward_length");
-    c.context = file.has("llama.context_length") ? key_int("llama.context_length") : 0;
-    c.head_dim = file.has("llama.attention.key_length") ? key_int("llama.attention.key_length") : c.d_model / c.n_heads;
-    c.n_rot = file.has("llama.rope.dimension_count") ? key_int("llama.rope.dimension_count") : c.head_dim;
-    c.rms_eps = static_cast<float>(file.get_double("llama.attention.layer_norm_rms_epsilon", 1e-5));
-    c.rope_base = file.get_double("llama.rope.freq_base", 10000.0);
-    const std::string scaling = file.get_string("llama.rope.scaling.type", "none");
-    if (scaling != "none")
-      throw invalid_argument("LlamaModel::from_gguf: rope scaling '" + scaling + "' is not supported");
-    if (c.n_heads % c.n_kv_heads != 0)
-      throw invalid_argument("LlamaModel::from_gguf: head_count = " + std::to_string(c.n_heads) +
-                             " is not a multiple of head_count_kv = " + std::to_string(c.n_kv_heads));
-    if (!(c.rms_eps > 0.0f) || !(c.rope_base > 0.0))
-      throw invalid_argument("LlamaModel::from_gguf: rms epsilon and rope base must be > 0");
+    c.n_layers = key_int(k + "block_count");
+    // A per-layer size: a scalar for every layer, or an array of n_layers integers.
+    const auto per_layer = [&](const std::string& key, const std::vector<Index>* fallback) -> std::vector<Index> {
+      const io::GgufValue* v = file.find(key);
+      if (v == nullptr) {
+        if (fallback == nullptr) fail(key + " is missing");
+        return *fallback;
+      }
+      if (!v->is_array()) return std::vector<Index>(static_cast<std::size_t>(c.n_layers), key_int(key));
+      if (Index(v->size()) != c.n_layers)
+        fail(key + " has " + std::to_string(v->size()) + " entries, " + k + "block_count is " + std::to_string(c.n_layers));
+      std::vector<std::int64_t> raw;
+      try {
+        raw = v->ints();
+      } catch (const invalid_argument& e) {
+        fail(key + ": " + e.what());
+      }
+      std::vector<Index> out;
+      for (std::size_t l = 0; l < raw.size(); ++l) {
+        if (raw[l] == 0)
+          fail(key + "[" + std::to_string(l) + "] = 0: layers without attention or MLP are not supported");
+        out.push_back(positive(key + "[" + std::to_string(l) + "]", raw[l]));
+      }
+      return out;
+    };
+    const std::vector<Index> heads = per_layer(k + "attention.head_count", nullptr);
+    const std::vector<Index> kv = per_layer(k + "attention.head_count_kv", &heads);
+    const std::vector<Index> ffn = per_layer(k + "feed_forward_length", nullptr);
+    c.d_model = key_int(k + "embedding_length");
+    c.n_heads = *std::max_element(heads.begin(), heads.end());
+    c.n_kv_heads = *std::max_element(kv.begin(), kv.end());
+    c.ffn = *std::max_element(ffn.begin(), ffn.end());
+    c.context = file.has(k + "context_length") ? key_int(k + "context_length") : 0;
+    c.head_dim = file.has(k + "attention.key_length") ? key_int(k + "attention.key_length") : c.d_model / heads.front();
+    if (file.has(k + "attention.value_length") && key_int(k + "attention.value_length") != c.head_dim)
+      fail(k + "attention.value_length differs from the key length (not a LLaMA layout)");
+    c.n_rot = file.has(k + "rope.dimension_count") ? key_int(k + "rope.dimension_count") : c.head_dim;
+    c.rms_eps = static_cast<float>(file.get_double(k + "attention.layer_norm_rms_epsilon", 1e-5));
+    c.rope_base = file.get_double(k + "rope.freq_base", 10000.0);
+    const std::string scaling = file.get_string(k + "rope.scaling.type", "none");
+    if (scaling != "none") fail("rope scaling '" + scaling + "' is not supported");
+    for (std::size_t l = 0; l < heads.size(); ++l)
+      if (heads[l] % kv[l] != 0)
+        fail("layer " + std::to_string(l) + ": head_count = " + std::to_string(heads[l]) +
+             " is not a multiple of head_count_kv = " + std::to_string(kv[l]));
+    if (!(c.rms_eps > 0.0f) || !(c.rope_base > 0.0)) fail("rms epsilon and rope base must be > 0");
 
     const auto matrix = [&](const std::string& name, Index rows, Index cols) {
       const io::GgufTensorInfo& t = file.tensor(name);
       const Index r = t.shape.size() < 2 ? 1 : static_cast<Index>(t.shape[1]);
       const Index cc = t.shape.empty() ? 1 : static_cast<Index>(t.shape[0]);
       if (t.shape.size() > 2 || r != rows || cc != cols)
-        throw invalid_argument("LlamaModel::from_gguf: tensor '" + name + "' is " + rcpu::detail::shape(r, cc) +
-                               " (d_out x d_in), expected " + rcpu::detail::shape(rows, cols));
+        fail("tensor '" + name + "' is " + rcpu::detail::shape(r, cc) + " (d_out x d_in), expected " +
+             rcpu::detail::shape(rows, cols));
       return file.tensor_matrix(name);
     };
     const auto vector = [&](const std::string& name, Index n) -> Eigen::VectorXf {
@@ -289,9 +325,13 @@ class LlamaModel {
 
     // Each layer has 9 tensors: check the count against the file before allocating anything for it.
     if (static_cast<std::uint64_t>(c.n_layers) * 9 + 2 > file.tensors().size())
-      throw invalid_argument("LlamaModel::from_gguf: llama.block_count = " + std::to_string(c.n_layers) +
-                             " needs at least " + std::to_string(c.n_layers * 9 + 2) + " tensors, the file has " +
-                             std::to_string(file.tensors().size()));
+      fail(k + "block_count = " + std::to_string(c.n_layers) + " needs at least " + std::to_string(c.n_layers * 9 + 2) +
+           " tensors, the file has " + std::to_string(file.tensors().size()));
+    // Biases rcpu's layer has no place for would be dropped silently: refuse them.
+    for (const io::GgufTensorInfo& t : file.tensors())
+      for (const char* b : {".attn_q.bias", ".attn_k.bias", ".attn_v.bias", ".ffn_gate.bias", ".ffn_up.bias"})
+        if (t.name.size() > std::strlen(b) && t.name.compare(t.name.size() - std::strlen(b), std::strlen(b), b) == 0)
+          fail("tensor '" + t.name + "': q/k/v and gate/up biases are not supported");
     const Index d = c.d_model, hd = c.head_dim;
     const io::GgufTensorInfo& emb = file.tensor("token_embd.weight");
     c.vocab = emb.shape.size() == 2 ? static_cast<Index>(emb.shape[1]) : 0;
@@ -302,18 +342,25 @@ class LlamaModel {
     std::vector<LlamaLayer> layers(static_cast<std::size_t>(c.n_layers));
     for (Index l = 0; l < c.n_layers; ++l) {
       const std::string p = "blk." + std::to_string(l) + ".";
-      LlamaLayer& L = layers[static_cast<std::size_t>(l)];
+      const std::size_t i = static_cast<std::size_t>(l);
+      LlamaLayer& L = layers[i];
       L.head_dim = hd;
       L.attn_norm = vector(p + "attn_norm.weight", d);
-      L.wq = matrix(p + "attn_q.weight", c.n_heads * hd, d);
-      L.wk = matrix(p + "attn_k.weight", c.n_kv_heads * hd, d);
-      L.wv = matrix(p + "attn_v.weight", c.n_kv_heads * hd, d);
-      L.wo = matrix(p + "attn_output.weight", d, c.n_heads * hd);
+      L.wq = matrix(p + "attn_q.weight", heads[i] * hd, d);
+      L.wk = matrix(p + "attn_k.weight", kv[i] * hd, d);
+      L.wv = matrix(p + "attn_v.weight", kv[i] * hd, d);
+      L.wo = matrix(p + "attn_output.weight", d, heads[i] * hd);
+      if (file.find_tensor(p + "attn_output.bias") != nullptr) L.bo = vector(p + "attn_output.bias", d);
       L.ffn_norm = vector(p + "ffn_norm.weight", d);
-      L.w_gate = matrix(p + "ffn_gate.weight", c.ffn, d);
-      L.w_up = matrix(p + "ffn_up.weight", c.ffn, d);
-      L.w_down = matrix(p + "ffn_down.weight", d, c.ffn);
-      dense_bookkeeping(L, c);
+      L.w_gate = matrix(p + "ffn_gate.weight", ffn[i], d);
+      L.w_up = matrix(p + "ffn_up.weight", ffn[i], d);
+      L.w_down = matrix(p + "ffn_down.weight", d, ffn[i]);
+      if (file.find_tensor(p + "ffn_down.bias") != nullptr) L.b_down = vector(p + "ffn_down.bias", d);
+      LlamaConfig lc = c;
+      lc.n_heads = heads[i];
+      lc.n_kv_heads = kv[i];
+      lc.ffn = ffn[i];
+      dense_bookkeeping(L, lc);
     }
     return from_weights(c, std::move(embedding), std::move(layers), std::move(output_norm), std::move(output));
   }

@@ -148,6 +148,12 @@ struct PipelineOptions {
   /// Explicit per-layer numbers of removed query heads and MLP channels (n_layers entries each), e.g.
   /// from flap_allocation(); they override ratio and allocation. Empty: not used.
   std::vector<Index> removed_heads, removed_channels;
+  /// When > 0, the kept units of every pruned module are rounded to sizes that fill hardware blocks:
+  /// kept MLP channels to a multiple of round_to, kept query heads so that heads * head_dim is one
+  /// (under kv_groups and balanced, whole groups / equal per-group counts that do so), to the nearest
+  /// such count (ties: keep more; at least one unit). A module with nothing removed stays dense.
+  /// Quantized GGUF types need rows in multiples of 32 (Q8_0, Q4_0) or 256 (K-quants).
+  Index round_to = 0;
   /// Tokens per calibration window (each window an independent sequence).
   Index seq_len = 128;
   /// Windows per forward chunk: bounds the temporary memory of one layer's pass.
@@ -226,6 +232,7 @@ inline void validate_options(const PipelineOptions& o, const LlamaModel& m, cons
   rcpu::detail::require(std::isfinite(o.relative_lambda) && o.relative_lambda >= 0,
                         w + "relative_lambda = " + std::to_string(o.relative_lambda) + " must be finite and >= 0");
   rcpu::detail::require(o.chunk_windows >= 1, w + "chunk_windows must be >= 1");
+  rcpu::detail::require(o.round_to >= 0, w + "round_to = " + std::to_string(o.round_to) + " must be >= 0");
   const LlamaConfig& c = m.config();
   rcpu::detail::require(o.allocation == Allocation::uniform || o.gqa == GqaRule::query_heads,
                         w + "flap_adaptive allocation counts query heads: it needs gqa = query_heads, got " +
@@ -325,14 +332,33 @@ inline bool same_layer(const LlamaLayer& a, const LlamaLayer& b) {
          same(a.bo, b.bo) && same(a.w_down, b.w_down) && same(a.b_down, b.b_down) && same(a.wk, b.wk);
 }
 
+}  // namespace detail
+
+/// The number of units to keep closest to `keep` (ties: the larger) among 1..units for which
+/// count * width is a multiple of `multiple`; `keep` itself when multiple <= 0, when keep == units
+/// (nothing removed) or when no such count exists.
+inline Index rounded_keep(Index units, Index keep, Index width, Index multiple) {
+  if (multiple <= 0 || keep >= units) return keep;
+  Index best = -1;
+  for (Index c = 1; c <= units; ++c) {
+    if ((c * width) % multiple != 0) continue;
+    if (best < 0 || std::abs(c - keep) < std::abs(best - keep) || (std::abs(c - keep) == std::abs(best - keep) && c > best))
+      best = c;
+  }
+  return best < 0 ? keep : best;
+}
+
+namespace detail {
+
 // Kept query heads (increasing) for one layer under a GQA rule. `removed` >= 0 forces the number of
-// query heads removed (query_heads only).
+// query heads removed (query_heads only). `round_to` > 0 rounds the kept heads (rounded_keep()).
 inline std::vector<Index> choose_heads(const Eigen::VectorXd& head_scores, const std::vector<Index>& head_kv,
-                                       Index n_kv, GqaRule rule, double ratio, Index removed, Score score) {
+                                       Index n_kv, GqaRule rule, double ratio, Index removed, Score score,
+                                       Index head_dim = 1, Index round_to = 0) {
   const Index H = head_scores.size();
   if (rule == GqaRule::query_heads) {
     const Index r = removed >= 0 ? std::min(removed, H - 1) : removed_count(H, ratio);
-    return keep_top(head_scores, H - r);
+    return keep_top(head_scores, rounded_keep(H, H - r, head_dim, round_to));
   }
   // Members of each KV group.
   std::vector<std::vector<Index>> members(static_cast<std::size_t>(n_kv));
@@ -346,14 +372,16 @@ inline std::vector<Index> choose_heads(const Eigen::VectorXd& head_scores, const
       for (Index h : members[std::size_t(g)]) s += head_scores(h);
       gs(g) = mean ? s / double(members[std::size_t(g)].size()) : s;
     }
-    for (Index g : keep_top(gs, n_kv - removed_count(n_kv, ratio)))
+    const Index group = H / n_kv;  // kv_groups is used on dense layers: equal groups
+    for (Index g : keep_top(gs, rounded_keep(n_kv, n_kv - removed_count(n_kv, ratio), group * head_dim, round_to)))
       kept.insert(kept.end(), members[std::size_t(g)].begin(), members[std::size_t(g)].end());
   } else {  // balanced
     for (const auto& mem : members) {
       const Index gsz = Index(mem.size());
       Eigen::VectorXd s(gsz);
       for (Index i = 0; i < gsz; ++i) s(i) = head_scores(mem[std::size_t(i)]);
-      for (Index i : keep_top(s, gsz - removed_count(gsz, ratio))) kept.push_back(mem[std::size_t(i)]);
+      const Index keep = rounded_keep(gsz, gsz - removed_count(gsz, ratio), n_kv * head_dim, round_to);
+      for (Index i : keep_top(s, keep)) kept.push_back(mem[std::size_t(i)]);
     }
   }
   std::sort(kept.begin(), kept.end());
@@ -394,7 +422,8 @@ inline LlamaLayer prune_layer_once(const LlamaLayer& dense, const DensePass& pas
   {
     const Index forced = o.removed_heads.empty() ? -1 : o.removed_heads[std::size_t(l)];
     const Eigen::VectorXd hs = unit_scores(L.wo, pass.o_stats, o.score, hd, GroupReduce::automatic, Module::attention);
-    const std::vector<Index> kept = choose_heads(hs, L.head_kv, L.n_kv_heads(), o.gqa, o.heads_ratio(), forced, o.score);
+    const std::vector<Index> kept =
+        choose_heads(hs, L.head_kv, L.n_kv_heads(), o.gqa, o.heads_ratio(), forced, o.score, hd, o.round_to);
     if (Index(kept.size()) < H) {
       const std::vector<Index> cols = expand_groups(kept, hd);
       const Compensation method = o.compensate_attention ? o.compensation : Compensation::none;
@@ -412,8 +441,9 @@ inline LlamaLayer prune_layer_once(const LlamaLayer& dense, const DensePass& pas
   {
     const Index F = L.ffn();
     const Eigen::VectorXd cs = unit_scores(L.w_down, pass.d_stats, o.score, 1, GroupReduce::automatic, Module::mlp);
-    const Index r = o.removed_channels.empty() ? removed_count(F, o.channels_ratio())
-                                               : std::min(o.removed_channels[std::size_t(l)], F - 1);
+    const Index r0 = o.removed_channels.empty() ? removed_count(F, o.channels_ratio())
+                                                : std::min(o.removed_channels[std::size_t(l)], F - 1);
+    const Index r = F - rounded_keep(F, F - r0, 1, o.round_to);
     if (r > 0) {
       const std::vector<Index> kept = keep_top(cs, F - r);
       const Compensation method = o.compensate_mlp ? o.compensation : Compensation::none;
