@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -68,16 +69,6 @@ const std::vector<OptionSpec> prune_model_options = {
     {"--calib-fraction", 1}, {"--windows", 1},    {"--seq", 1},             {"--seed", 1},
     {"--gqa-rule", 1},      {"--gqa-fix", 1},     {"--round-to", 1},        {"--type", 1},
     {"--chunk-windows", 1}, {"--quiet", 0}};
-
-rcpu::io::GgmlType parse_type(const std::string& t) {
-  using rcpu::io::GgmlType;
-  if (t == "f32") return GgmlType::f32;
-  if (t == "f16") return GgmlType::f16;
-  if (t == "bf16") return GgmlType::bf16;
-  if (t == "q8_0") return GgmlType::q8_0;
-  if (t == "q4_0") return GgmlType::q4_0;
-  throw UsageError("--type: '" + t + "' is not one of f32, f16, bf16, q8_0, q4_0");
-}
 
 // A library parse error (unknown name) reported as a usage error of `option`.
 template <typename F>
@@ -179,7 +170,7 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
   std::vector<rcpu::io::GgmlType> types;
   std::vector<std::string> out_paths;
   for (const std::string& t : type_names) {
-    types.push_back(parse_type(t));
+    types.push_back(named("--type", [&] { return rcpu::io::ggml_type_from_string(t, true); }));
     std::string p = out_path;
     const std::size_t at = p.find("{type}");
     if (at != std::string::npos) p.replace(at, 6, t);
@@ -211,9 +202,15 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
                      " hold no window of --seq " + std::to_string(opt.seq_len) + " tokens");
   const std::vector<Index> starts = rcpu::model::random_windows(0, usable, opt.seq_len, windows, seed);
   const std::vector<std::int32_t> calib = rcpu::model::gather_windows(ids, starts, opt.seq_len);
-  const rcpu::model::LlamaModel dense = rcpu::model::LlamaModel::from_gguf(file);
+  // The dense model lives only until it is pruned: the export holds the pruned one alone.
+  auto dense = std::make_unique<rcpu::model::LlamaModel>(rcpu::model::LlamaModel::from_gguf(file));
   const double t_load = std::chrono::duration<double>(Clock::now() - t0).count();
-  const rcpu::model::LlamaConfig& c = dense.config();
+  const rcpu::model::LlamaConfig c = dense->config();
+  // What llama.cpp could not load is refused before the pruning is paid for.
+  for (const rcpu::io::GgmlType t : types) {
+    ex.type = t;
+    rcpu::model::check_exportable(*dense, &file, ex);
+  }
   if (!quiet)
     std::fprintf(stderr,
                  "rcpu prune-model: %s: %ld layers, d %ld, heads %ld/%ld (kv), ffn %ld, vocab %ld; %zu calibration "
@@ -228,7 +225,8 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
     progress(0, c.n_layers, 0.0);
     on_layer = [&](Index l, Index n) { progress(l + 1, n, std::chrono::duration<double>(Clock::now() - t1).count()); };
   }
-  const rcpu::model::PipelineResult r = rcpu::model::prune_model(dense, calib, opt, nullptr, on_layer);
+  const rcpu::model::PipelineResult r = rcpu::model::prune_model(*dense, calib, opt, nullptr, on_layer);
+  dense.reset();
   const double t_prune = std::chrono::duration<double>(Clock::now() - t1).count();
 
   rcpu::model::CalibrationInfo info;
@@ -243,13 +241,7 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
   std::vector<rcpu::model::ExportReport> reps;
   for (std::size_t i = 0; i < types.size(); ++i) {
     ex.type = types[i];
-    const rcpu::io::GgufWriter w = rcpu::model::gguf_writer(r.model, &file, ex, &reps.emplace_back());
-    const fs::path part = staged.stage(out_paths[i]);
-    std::ofstream f(part, std::ios::binary | std::ios::trunc);
-    if (!f) throw InputError("-o " + out_paths[i] + ": cannot create " + part.string());
-    w.write(f);
-    f.close();
-    if (!f) throw InputError("-o " + out_paths[i] + ": writing failed (disk full?)");
+    rcpu::model::gguf_writer(r.model, &file, ex, &reps.emplace_back()).write(staged, out_paths[i]);
   }
   staged.publish();
   const double t_write = std::chrono::duration<double>(Clock::now() - t2).count();

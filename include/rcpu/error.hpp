@@ -19,6 +19,8 @@ namespace rcpu {
 class invalid_argument : public std::invalid_argument {
  public:
   explicit invalid_argument(const std::string& what) : std::invalid_argument("rcpu: " + what) {}
+  /// what() without its "rcpu: " prefix, for a caller that adds context and rethrows.
+  std::string message() const { return std::string(what()).substr(6); }
 };
 
 /// Thrown only by convenience functions that cannot return a status (e.g. procrustes_rotation)

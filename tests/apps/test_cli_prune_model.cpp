@@ -35,15 +35,15 @@ TEST_CASE("prune-model writes GGUF files of the chosen types, with their provena
   TempDir dir("cli-pm");
   write_bytes(dir / "calib.txt", pm_text());
   const Result r = run_cli(dir, std::string("prune-model '") + model + "' -o " + (dir / "out.gguf") +
-                                    " --ratio 0.3 --method flap --calib " + (dir / "calib.txt") +
+                                    " --ratio 0.3 --method flap_alam --calib " + (dir / "calib.txt") +
                                     " --windows 5 --seq 32 --seed 7");
   REQUIRE(r.status == 0);
   CHECK(r.out.find("parameters 292800 -> ") != std::string::npos);
-  CHECK(r.out.find("deci, F32 weights") != std::string::npos);  // FLAP's bias: deci
+  CHECK(r.out.find("deci, F32 weights") != std::string::npos);  // per-layer sizes: deci
   CHECK(r.err.find("5/5 layers") != std::string::npos);          // the progress bar
   const rcpu::io::GgufFile g = rcpu::io::GgufFile::open(dir / "out.gguf");
   CHECK(g.get_string("general.architecture", "") == "deci");
-  CHECK(g.get_string("rcpu.method", "") == "flap");
+  CHECK(g.get_string("rcpu.method", "") == "flap_alam");
   CHECK(g.get_int("rcpu.calibration.windows", 0) == 5);
   CHECK(g.get_int("rcpu.calibration.seed", 0) == 7);
   // --round-to and --type: Q8_0 rows need multiples of 32.

@@ -171,6 +171,26 @@ TEST_CASE("gguf writer: bad tensors and keys throw rcpu::invalid_argument", "[gg
   CHECK(w.tensors().empty());  // nothing half-added
   w.add_tensor("x", GgmlType::f32, {1}, {0.0f});
   CHECK_THROWS_AS(w.add_tensor("x", GgmlType::f32, {1}, {0.0f}), rcpu::invalid_argument);
+  // Values that GGUF cannot store as their type says are refused when set, naming the key.
+  CHECK_THROWS_AS(w.set("default", GgufValue()), rcpu::invalid_argument);  // a UINT8 holding nothing
+  CHECK_THROWS_AS(w.set("big", GgufValue::make_uint(GgufValueType::uint8, 300)), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("neg", GgufValue::make_int(GgufValueType::uint32, -1)), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("i16", GgufValue::make_int(GgufValueType::int16, 40000)), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("str", GgufValue::make_uint(GgufValueType::string, 1)), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("f", GgufValue::make_int(GgufValueType::float32, 1)), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("odd", GgufValue::make_packed_array(GgufValueType::uint32, {1, 2, 3, 4, 5})), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("b", GgufValue::make_packed_array(GgufValueType::boolean, {0, 2})), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("ps", GgufValue::make_packed_array(GgufValueType::string, {1})), rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("mixed", GgufValue::make_array(GgufValueType::string, {GgufValue::make_bool(true)})),
+                  rcpu::invalid_argument);
+  CHECK_THROWS_AS(w.set("general.alignment", GgufValue::make_uint(GgufValueType::uint64, 32)), rcpu::invalid_argument);
+  try {
+    w.set("my.key", GgufValue::make_uint(GgufValueType::uint8, 300));
+  } catch (const rcpu::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("'my.key'") != std::string::npos);
+  }
+  CHECK(w.metadata().empty());
+  w.set_u32("general.alignment", 32);  // the writer's own, as UINT32: fine
   CHECK_THROWS_AS(GgufValue::make_int_array(GgufValueType::uint8, {256}), rcpu::invalid_argument);
   CHECK_THROWS_AS(GgufValue::make_int_array(GgufValueType::int8, {-129}), rcpu::invalid_argument);
   CHECK_THROWS_AS(GgufValue::make_int_array(GgufValueType::uint64, {-1}), rcpu::invalid_argument);

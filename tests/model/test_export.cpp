@@ -19,10 +19,10 @@ using rcpu::model::LlamaModel;
 namespace {
 
 // 2 layers, d 16, 6 query heads over 3 KV heads of 4, ffn 12, untied head.
-LlamaModel ex_model(std::uint32_t seed) {
+LlamaModel ex_model(std::uint32_t seed, Index d = 16, bool tied = false) {
   LlamaConfig c;
   c.n_layers = 2;
-  c.d_model = 16;
+  c.d_model = d;
   c.n_heads = 6;
   c.n_kv_heads = 3;
   c.head_dim = 4;
@@ -30,6 +30,7 @@ LlamaModel ex_model(std::uint32_t seed) {
   c.vocab = 19;
   c.n_rot = 4;
   c.rope_base = 100.0;
+  c.context = 64;
   rcpu_test::Rng rng(seed);
   const auto m = [&](Index r, Index cc, double sd) { return rng.normal<float>(r, cc, sd); };
   std::vector<LlamaLayer> layers;
@@ -49,7 +50,7 @@ LlamaModel ex_model(std::uint32_t seed) {
     layers.push_back(L);
   }
   return LlamaModel::from_weights(c, m(c.vocab, c.d_model, 1.0), layers, (1.0f + m(c.d_model, 1, 0.1).array()).matrix(),
-                                  m(c.vocab, c.d_model, 0.5));
+                                  tied ? Eigen::MatrixXf() : m(c.vocab, c.d_model, 0.5));
 }
 
 std::vector<std::int32_t> ex_ids(Index n) {
@@ -200,4 +201,104 @@ TEST_CASE("export and loader: what llama.cpp or rcpu cannot represent is refused
         }).find("biases are not supported") != std::string::npos);
   CHECK(with([](rcpu::io::GgufWriter& w) { w.set_string("general.architecture", "mistral"); }).find("expected 'llama' or 'deci'") !=
         std::string::npos);
+  CHECK(with([](rcpu::io::GgufWriter& w) {
+          w.add_tensor("rope_freqs.weight", rcpu::io::GgmlType::f32, {2}, {1.0f, 1.0f});
+        }).find("RoPE frequency factors") != std::string::npos);
+
+  // Export refuses what llama.cpp would not load, before writing anything.
+  const auto refuses = [&](const LlamaModel& model, const rcpu::model::ExportOptions& opt, const char* says) {
+    try {
+      (void)rcpu::model::gguf_writer(model, nullptr, opt);
+    } catch (const rcpu::invalid_argument& e) {
+      return std::string(e.what()).find(says) != std::string::npos;
+    }
+    return false;
+  };
+  LlamaConfig partial = m.config();
+  partial.n_rot = 2;  // llama.cpp's llama and deci rotate every dimension of a head
+  const LlamaModel half_rope = LlamaModel::from_weights(partial, m.embedding(), m.layers(), m.output_norm(), m.output_weight());
+  CHECK(refuses(half_rope, {}, "rotates 2 of 4"));
+  LlamaConfig no_ctx = m.config();
+  no_ctx.context = 0;
+  const LlamaModel unknown_ctx = LlamaModel::from_weights(no_ctx, m.embedding(), m.layers(), m.output_norm(), m.output_weight());
+  CHECK(refuses(unknown_ctx, {}, "context length is unknown"));
+  rcpu::model::ExportOptions own;
+  own.metadata = {{"deci.block_count", rcpu::io::GgufValue::make_uint(rcpu::io::GgufValueType::uint32, 9)}};
+  CHECK(refuses(m, own, "written by export itself"));
+  rcpu::model::ExportOptions nested;
+  nested.metadata = {{"x.nested", rcpu::io::GgufValue::make_array(rcpu::io::GgufValueType::array,
+                                                                  {rcpu::io::GgufValue::make_string_array({"a"})})}};
+  CHECK(refuses(m, nested, "array of arrays"));
+  rcpu::model::ExportOptions forced;
+  forced.architecture = "llama";
+  LlamaModel uneven = m;
+  uneven.layer(1).keep_channels({0, 1, 2});
+  CHECK(refuses(uneven, forced, "needs equal layer sizes"));
+  LlamaModel huge = ex_model(9, 64);
+  huge.layer(0).w_up(3, 5) = 1e5f;
+  rcpu::model::ExportOptions f16;
+  f16.type = rcpu::io::GgmlType::f16;
+  CHECK(refuses(huge, f16, "beyond F16's range"));
+}
+
+TEST_CASE("export: metadata from the source file, quantized weights, a tied head, a model changed too late", "[export]") {
+  const LlamaModel m = ex_model(11, 64, true);  // d 64: every weight fits Q8_0 / Q4_0 blocks
+  // A source file with the keys a real one has, and some that describe the file, not the model.
+  rcpu::io::GgufWriter src;
+  src.set_string("general.architecture", "llama").set_string("general.name", "Tiny").set_u32("general.file_type", 15);
+  src.set_string("general.quantized_by", "someone").set_string("general.size_label", "1M");
+  src.set("tokenizer.ggml.tokens", rcpu::io::GgufValue::make_string_array({"<s>", "a", "b"}));
+  src.set_u32("tokenizer.ggml.bos_token_id", 0);
+  src.set_u32("llama.context_length", 2048).set_u32("llama.block_count", 99).set_f32("llama.rope.scaling.factor", 1.0f);
+  src.set_u32("split.count", 2).set_string("quantize.imatrix.file", "x.dat").set_string("rcpu.method", "old");
+  src.add_tensor("x", rcpu::io::GgmlType::f32, {1}, {0.0f});
+  const rcpu::io::GgufFile source = rcpu::io::GgufFile::from_buffer(src.to_bytes());
+  LlamaModel p = m;
+  p.layer(0).keep_channels({0, 1, 2, 3});  // deci: the llama.* keys move to deci.*
+  rcpu::model::ExportOptions o;
+  o.type = rcpu::io::GgmlType::q8_0;
+  o.fallback_f16 = false;  // o_proj rows (6 heads x 4 = 24) and down_proj rows (12, 4) cannot be Q8_0
+  CHECK_THROWS_AS(rcpu::model::gguf_writer(p, &source, o), rcpu::invalid_argument);
+  o.fallback_f16 = true;
+  rcpu::model::ExportReport rep;
+  const rcpu::io::GgufFile f = rcpu::io::GgufFile::from_buffer(rcpu::model::gguf_writer(p, &source, o, &rep).to_bytes());
+  CHECK(rep.f16_fallback == std::vector<std::string>{"blk.0.attn_output.weight", "blk.0.ffn_down.weight",
+                                                     "blk.1.attn_output.weight", "blk.1.ffn_down.weight"});
+  CHECK(f.get_string("general.architecture", "") == "deci");
+  CHECK(f.get_string("general.name", "") == "Tiny");
+  CHECK(f.get_int("general.file_type", -1) == 7);
+  CHECK_FALSE(f.has("general.quantized_by"));
+  CHECK_FALSE(f.has("general.size_label"));
+  CHECK(*f.find("tokenizer.ggml.tokens") == *source.find("tokenizer.ggml.tokens"));
+  CHECK(f.get_int("tokenizer.ggml.bos_token_id", -1) == 0);
+  CHECK(f.get_int("deci.context_length", 0) == 64);  // the model's own, not the source's 2048
+  CHECK(f.get_int("deci.block_count", 0) == 2);
+  CHECK(f.has("deci.rope.scaling.factor"));
+  for (const char* k : {"llama.context_length", "split.count", "quantize.imatrix.file", "rcpu.method"}) CHECK_FALSE(f.has(k));
+  CHECK(f.get("rcpu.layer.0.written_heads").ints() == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+  CHECK(f.get_string("rcpu.export.gqa_fix", "") == "cheapest");
+  CHECK(f.find_tensor("output.weight") == nullptr);  // tied: the embedding serves as the head
+  CHECK(f.tensor("blk.1.attn_q.weight").type == rcpu::io::GgmlType::q8_0);
+  const LlamaModel back = LlamaModel::from_gguf(f);
+  CHECK(back.config().tied_output);
+  CHECK(back.parameter_count() == rep.parameters);
+  const Eigen::MatrixXf& Wq = p.layer(1).wq;
+  const Eigen::MatrixXf Wt = Wq.transpose();
+  std::vector<std::uint8_t> q(rcpu::io::ggml_bytes(rcpu::io::GgmlType::q8_0, std::uint64_t(Wq.size())));
+  rcpu::io::quantize(rcpu::io::GgmlType::q8_0, Wt.data(), std::uint64_t(Wq.size()), q.data());
+  Eigen::MatrixXf deq(Wq.cols(), Wq.rows());
+  rcpu::io::dequantize(rcpu::io::GgmlType::q8_0, q.data(), q.size(), deq.data(), std::uint64_t(Wq.size()));
+  CHECK(back.layer(1).wq == deq.transpose());
+  // Without a context length of its own, the model takes the source's.
+  LlamaConfig c0 = p.config();
+  c0.context = 0;
+  const LlamaModel p0 = LlamaModel::from_weights(c0, p.embedding(), p.layers(), p.output_norm());
+  CHECK(rcpu::io::GgufFile::from_buffer(rcpu::model::gguf_writer(p0, &source, {}).to_bytes()).get_int("deci.context_length", 0) ==
+        2048);
+
+  // The writer reads the model when it writes: a weight whose shape changed meanwhile is refused.
+  LlamaModel changing = m;
+  const rcpu::io::GgufWriter w = rcpu::model::gguf_writer(changing, nullptr, {});
+  changing.layer(1).w_down = Eigen::MatrixXf::Zero(64, 40);
+  CHECK_THROWS_AS(w.to_bytes(), rcpu::invalid_argument);
 }

@@ -1,6 +1,7 @@
 // Export of pruned stories260K models to GGUF (rcpu/model/export.hpp), read back by rcpu and, where
 // PyPI gguf is installed, by its reader. Included by test_pipeline_stories260k.cpp (one unity TU):
-//   - F32 exports of pruned models (llama and deci, with biases) give bit-identical logits;
+//   - F32 exports of pruned models (llama and deci, with biases) give bit-identical logits, and the
+//     source's metadata is copied as export.hpp says;
 //   - uneven GQA groups exported uniform (padding and duplicated KV heads) give the same logits;
 //   - F16 / BF16 / Q8_0 / Q4_0 exports are the quantized weights exactly (dequantize(quantize(W)));
 //   - the provenance keys and the tokenizer keys are there; rounding of kept units to a multiple;
@@ -147,7 +148,7 @@ void run(const rcpu::io::GgufFile& file, const rcpu::model::LlamaModel& dense, c
   for (const Case& c : {Case{"rcpu_rotation", 0.0, rcpu::model::GqaRule::query_heads, "llama"},
                         Case{"rcpu_rotation", 0.25, rcpu::model::GqaRule::balanced, "llama"},
                         Case{"rcpu_rotation", 0.3, rcpu::model::GqaRule::query_heads, "deci"},
-                        Case{"rcpu_rotation_bias", 0.25, rcpu::model::GqaRule::balanced, "deci"},
+                        Case{"rcpu_rotation_bias", 0.25, rcpu::model::GqaRule::balanced, "llama"},
                         Case{"flap_alam", 0.2, rcpu::model::GqaRule::query_heads, "deci"},
                         Case{"wanda_sp", 0.5, rcpu::model::GqaRule::kv_groups, "llama"}}) {
     rcpu::model::PipelineOptions o = rcpu::model::method_options(c.method, c.ratio);
@@ -176,6 +177,9 @@ void run(const rcpu::io::GgufFile& file, const rcpu::model::LlamaModel& dense, c
     for (const auto& kv : file.metadata())
       if (kv.first.rfind("tokenizer.", 0) == 0) tokenizer_same = tokenizer_same && g.find(kv.first) && *g.find(kv.first) == kv.second;
     check(tokenizer_same, what + ": every tokenizer key copied verbatim");
+    check(g.get_int("general.file_type", -1) == 0 && g.get_int(std::string(c.arch) + ".context_length", 0) ==
+                                                          file.get_int("llama.context_length", -1),
+          what + ": file type and context length");
     check(g.get_string("rcpu.method", "") == c.method && g.get_double("rcpu.ratio", -1) == c.ratio,
           what + ": provenance rcpu.method / rcpu.ratio");
     const rcpu::io::GgufValue* kept = g.find("rcpu.layer.0.kept_channels");

@@ -48,16 +48,19 @@ prune() {
 }
 
 # The configurations of the proof: the rotation at 10/20/30%, every method at 20%, the dense model.
+# NAME:RATIO:METHOD[:more prune-model options]; rotation_dupkv-20 is the other exact GQA fix.
 configs=(dense:0:rotation rotation-10:0.1:rotation rotation-20:0.2:rotation rotation-30:0.3:rotation
          wanda_sp-20:0.2:wanda_sp flap-20:0.2:flap none-20:0.2:none rotation_scale-20:0.2:rotation_scale
-         rotation_bias-20:0.2:rotation_bias ridge-20:0.2:ridge)
+         rotation_bias-20:0.2:rotation_bias ridge-20:0.2:ridge
+         "rotation_dupkv-20:0.2:rotation:--gqa-fix duplicate_kv")
 
 if [ "$phase" = prove ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   for c in "${configs[@]}"; do
-    IFS=: read -r name ratio method <<<"$c"
-    prune "$name" --ratio "$ratio" --method "$method"
+    IFS=: read -r name ratio method extra <<<"$c"
+    # shellcheck disable=SC2086  # extra options are words
+    prune "$name" --ratio "$ratio" --method "$method" $extra
     f32="$out/$name-f32.gguf"
     if [ ! -f "$out/$name.compare.txt" ]; then
       echo "prove_exports: $name: rcpu and llama.cpp logits on $W windows" >&2
@@ -91,12 +94,22 @@ elif [ "$phase" = speed ]; then
     prune "rotation-$r-r64" --ratio "0.$r" --method rotation --round-to 64
     for t in f16 q8_0; do models+=("$out/rotation-$r-$t.gguf" "$out/rotation-$r-r64-$t.gguf"); done
   done
+  prune rotation_dupkv-20 --ratio 0.2 --method rotation --gqa-fix duplicate_kv
+  models+=("$out/rotation_dupkv-20-f16.gguf" "$out/rotation_dupkv-20-q8_0.gguf")
+  # What rounding costs: rcpu's perplexity of the F32 exports with and without --round-to 64.
+  for r in 10 20 30; do
+    for n in "rotation-$r" "rotation-$r-r64"; do
+      [ -f "$out/$n.ppl.txt" ] && continue
+      "$ppl" "$out/$n-f32.gguf" "$text" --windows "$W" --threads 2 --quiet >"$out/$n.ppl.tmp"
+      mv "$out/$n.ppl.tmp" "$out/$n.ppl.txt"
+    done
+  done
   if [ ! -f "$out/speed.json" ]; then
     "$py" tools/reference_llamacpp/bench.py "${models[@]}" --threads 2 --repeats "${REPEATS:-5}" \
       --out "$out/speed.tmp.json" --md "$out/speed.md"
     mv "$out/speed.tmp.json" "$out/speed.json"
   fi
-  "$py" tools/reference_llamacpp/render_exports.py speed "$out" >docs/export-speed.md
+  "$py" tools/reference_llamacpp/render_exports.py speed "$out" "$W" >docs/export-speed.md
   echo "prove_exports: wrote docs/export-speed.md" >&2
 else
   echo "usage: prove_exports.sh prove|speed" >&2

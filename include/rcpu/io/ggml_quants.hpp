@@ -102,6 +102,24 @@ inline const char* to_string(GgmlType type) {
   return t ? t->name : "unknown";
 }
 
+/// The type named `name` in any case ("q8_0", "F16"). With `writable`, only the types quantize()
+/// writes are accepted. \throws rcpu::invalid_argument naming the accepted types.
+inline GgmlType ggml_type_from_string(const std::string& name, bool writable = false) {
+  const auto lower = [](std::string x) {
+    for (char& c : x) c = (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+    return x;
+  };
+  std::string accepted;
+  for (std::uint32_t id = 0; id < 64; ++id) {
+    const GgmlTypeTraits* t = ggml_type_traits(id);
+    if (t == nullptr || (writable && !t->quantizable)) continue;
+    if (lower(t->name) == lower(name)) return static_cast<GgmlType>(id);
+    accepted += std::string(accepted.empty() ? "" : ", ") + lower(t->name);
+  }
+  throw invalid_argument("unknown " + std::string(writable ? "writable " : "") + "ggml type '" + name + "' (" +
+                         accepted + ")");
+}
+
 namespace detail {
 
 inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {

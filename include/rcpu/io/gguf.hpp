@@ -309,6 +309,62 @@ class GgufValue {
     throw invalid_argument(std::string("gguf: expected an integer value, found ") + to_string(m_type));
   }
 
+  /// Empty when the value is one GGUF can store as its type says (what a writer must check, since the
+  /// make_* functions take any type tag): the storage matches the type, an integer fits it, a BOOL is
+  /// 0/1, packed array bytes are whole elements of a scalar type, array elements have the element
+  /// type. Otherwise, what is wrong.
+  std::string problem() const {
+    const auto int_fits = [&](GgufValueType t) -> bool {
+      const int bits = static_cast<int>(8 * element_size(t));
+      if (const auto* u = std::get_if<std::uint64_t>(&m_value)) {
+        if (detail::is_signed_type(t)) return bits == 64 ? *u <= std::uint64_t(INT64_MAX) : *u < (std::uint64_t(1) << (bits - 1));
+        return bits == 64 || *u < (std::uint64_t(1) << bits);
+      }
+      if (const auto* i = std::get_if<std::int64_t>(&m_value)) {
+        if (!detail::is_signed_type(t)) return *i >= 0 && (bits == 64 || std::uint64_t(*i) < (std::uint64_t(1) << bits));
+        return bits == 64 || (*i >= -(std::int64_t(1) << (bits - 1)) && *i < (std::int64_t(1) << (bits - 1)));
+      }
+      return false;
+    };
+    switch (m_type) {
+      case GgufValueType::float32:
+      case GgufValueType::float64:
+        return std::get_if<double>(&m_value) ? "" : std::string("a ") + to_string(m_type) + " that holds no number";
+      case GgufValueType::boolean: return std::get_if<bool>(&m_value) ? "" : "a BOOL that holds no boolean";
+      case GgufValueType::string: return std::get_if<std::string>(&m_value) ? "" : "a STRING that holds no string";
+      case GgufValueType::array: {
+        if (static_cast<std::uint32_t>(m_element_type) > static_cast<std::uint32_t>(GgufValueType::float64))
+          return "an array of unknown element type";
+        if (const auto* p = std::get_if<Packed>(&m_value)) {
+          if (m_element_type == GgufValueType::string || m_element_type == GgufValueType::array)
+            return std::string("packed bytes as an array of ") + to_string(m_element_type);
+          if (p->bytes.size() % element_size(m_element_type) != 0)
+            return std::to_string(p->bytes.size()) + " bytes are not whole " + to_string(m_element_type) + " elements";
+          if (m_element_type == GgufValueType::boolean)
+            for (const std::uint8_t b : p->bytes)
+              if (b > 1) return "a BOOL element of value " + std::to_string(b);
+          return "";
+        }
+        if (const auto* a = std::get_if<Array>(&m_value)) {
+          if (m_element_type != GgufValueType::string && m_element_type != GgufValueType::array)
+            return std::string("an array of ") + to_string(m_element_type) + " must be packed (make_int_array etc.)";
+          for (std::size_t i = 0; i < a->size(); ++i) {
+            const GgufValue& e = (*a)[i];
+            if (e.type() != m_element_type)
+              return "element " + std::to_string(i) + " is a " + to_string(e.type()) + " in an array of " +
+                     to_string(m_element_type);
+            const std::string inner = e.problem();
+            if (!inner.empty()) return "element " + std::to_string(i) + ": " + inner;
+          }
+          return "";
+        }
+        return "an ARRAY that holds no elements";
+      }
+      default:
+        return int_fits(m_type) ? "" : std::string("an integer that does not fit ") + to_string(m_type);
+    }
+  }
+
   /// Same type and the same value (bit for bit for floats; arrays element by element).
   friend bool operator==(const GgufValue& a, const GgufValue& b) {
     if (a.m_type != b.m_type || (a.is_array() && a.m_element_type != b.m_element_type)) return false;

@@ -10,7 +10,9 @@
 /// write leaves no file behind and never touches an existing one (rcpu::io::StagedOutput).
 ///
 /// Tensor data is produced when the file is written, one tensor at a time (add_tensor_source()), so
-/// a model can be written without holding all of its encoded tensors in memory.
+/// a model can be written without holding all of its encoded tensors in memory. Metadata values are
+/// checked when set (GgufValue::problem()). Arrays of arrays are valid GGUF and written, but llama.cpp
+/// refuses a file that has one (rcpu/model/export.hpp keeps them out of exports).
 ///
 ///     rcpu::io::GgufWriter w;
 ///     w.set_string("general.architecture", "llama");
@@ -77,13 +79,18 @@ class GgufWriter {
 
   /// Sets `key` to `value`: replaces an existing value in its place, or appends the key.
   /// \throws rcpu::invalid_argument for an empty key or a general.alignment that differs from alignment().
+  /// \throws rcpu::invalid_argument for an empty key, a value GGUF cannot store as its type says
+  ///         (GgufValue::problem()), or a general.alignment that is not the writer's, as UINT32 (what
+  ///         llama.cpp reads).
   GgufWriter& set(const std::string& key, GgufValue value) {
     if (key.empty()) throw invalid_argument("GgufWriter::set: empty metadata key");
+    const std::string problem = value.problem();
+    if (!problem.empty()) throw invalid_argument("GgufWriter::set: metadata key '" + key + "': " + problem);
     if (key == "general.alignment") {
-      const bool ok = value.is_integer() && value.as_int() == static_cast<std::int64_t>(m_alignment);
+      const bool ok = value.type() == GgufValueType::uint32 && value.as_int() == static_cast<std::int64_t>(m_alignment);
       if (!ok)
         throw invalid_argument("GgufWriter::set: general.alignment must be the writer's alignment " +
-                               std::to_string(m_alignment) + " (set it in the constructor)");
+                               std::to_string(m_alignment) + " as UINT32 (set it in the constructor)");
     }
     const auto it = m_key_index.find(key);
     if (it != m_key_index.end()) {
@@ -186,12 +193,18 @@ class GgufWriter {
   GgufWriter& add_tensor(const std::string& name, GgmlType type, std::vector<std::uint64_t> shape,
                          const std::vector<float>& values) {
     std::uint64_t n = 1;
-    for (const std::uint64_t d : shape) n *= d;
+    for (const std::uint64_t d : shape)
+      if (!detail::checked_mul(n, d, n)) throw invalid_argument("GgufWriter: tensor '" + name + "': the shape overflows");
     if (n != values.size())
       throw invalid_argument("GgufWriter: tensor '" + name + "': " + std::to_string(values.size()) +
                              " values for a shape of " + std::to_string(n) + " elements");
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(ggml_bytes(type, n)));
-    quantize(type, values.data(), n, bytes.data());
+    std::vector<std::uint8_t> bytes;
+    try {
+      bytes.resize(static_cast<std::size_t>(ggml_bytes(type, n)));
+      quantize(type, values.data(), n, bytes.data());
+    } catch (const invalid_argument& e) {
+      throw invalid_argument("GgufWriter: tensor '" + name + "': " + e.message());
+    }
     return add_tensor_bytes(name, type, std::move(shape), std::move(bytes));
   }
 
@@ -250,12 +263,16 @@ class GgufWriter {
     std::vector<std::uint8_t> buf;
     for (const Tensor& t : m_tensors) {
       buf.assign(static_cast<std::size_t>(t.n_bytes), 0);
-      t.source(buf.data());
+      try {
+        t.source(buf.data());
+      } catch (const invalid_argument& e) {
+        throw invalid_argument("tensor '" + t.name + "': " + e.message());
+      }
       out.bytes(buf.data(), buf.size());
       out.zeros(pad(t.n_bytes));
     }
     os.flush();
-    if (!os) throw invalid_argument("GgufWriter: writing the stream failed");
+    if (!os) throw invalid_argument("writing the stream failed");
   }
 
   /// The whole file in memory.
@@ -271,19 +288,23 @@ class GgufWriter {
   ///         file cannot be created or written, or a tensor source throws.
   void write(const std::string& path) const {
     StagedOutput staged;
-    const std::filesystem::path part = staged.stage(path);
-    {
-      std::ofstream f(part, std::ios::binary | std::ios::trunc);
-      if (!f) throw invalid_argument("GgufWriter: cannot create " + part.string());
-      try {
-        write(f);
-      } catch (const invalid_argument& e) {
-        throw invalid_argument("GgufWriter: " + path + ": " + e.what());
-      }
-      f.close();
-      if (!f) throw invalid_argument("GgufWriter: " + path + ": closing the file failed (disk full?)");
-    }
+    write(staged, path);
     staged.publish();
+  }
+
+  /// Writes the file at the temporary path that `staged` reserves for `path`; staged.publish() moves it
+  /// (with the other files of the set) into place. \throws rcpu::invalid_argument as write(path).
+  void write(StagedOutput& staged, const std::filesystem::path& path) const {
+    const std::filesystem::path part = staged.stage(path);
+    std::ofstream f(part, std::ios::binary | std::ios::trunc);
+    if (!f) throw invalid_argument("GgufWriter: cannot create " + part.string());
+    try {
+      write(f);
+    } catch (const invalid_argument& e) {
+      throw invalid_argument("GgufWriter: " + path.string() + ": " + e.message());
+    }
+    f.close();
+    if (!f) throw invalid_argument("GgufWriter: " + path.string() + ": closing the file failed (disk full?)");
   }
 
  private:

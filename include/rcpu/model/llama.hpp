@@ -248,9 +248,7 @@ class LlamaModel {
   /// \throws rcpu::invalid_argument for another architecture, missing keys or tensors, or bad shapes.
   static LlamaModel from_gguf(const io::GgufFile& file) {
     const std::string arch = file.get_string("general.architecture", "");
-    const auto fail = [&](const std::string& what) -> void {
-      throw invalid_argument("LlamaModel::from_gguf: " + file.source() + ": " + what);
-    };
+    const auto fail = [&](const std::string& what) { load_fail(file, what); };
     if (arch != "llama" && arch != "deci") fail("general.architecture = '" + arch + "', expected 'llama' or 'deci'");
     const std::string k = arch + ".";
     const auto positive = [&](const std::string& key, std::int64_t v) -> Index {
@@ -327,11 +325,15 @@ class LlamaModel {
     if (static_cast<std::uint64_t>(c.n_layers) * 9 + 2 > file.tensors().size())
       fail(k + "block_count = " + std::to_string(c.n_layers) + " needs at least " + std::to_string(c.n_layers * 9 + 2) +
            " tensors, the file has " + std::to_string(file.tensors().size()));
-    // Biases rcpu's layer has no place for would be dropped silently: refuse them.
-    for (const io::GgufTensorInfo& t : file.tensors())
+    // Tensors that change the model but that rcpu's layer has no place for would be dropped silently:
+    // refuse them (q/k/v and gate/up biases; Llama 3's RoPE frequency factors).
+    for (const io::GgufTensorInfo& t : file.tensors()) {
       for (const char* b : {".attn_q.bias", ".attn_k.bias", ".attn_v.bias", ".ffn_gate.bias", ".ffn_up.bias"})
         if (t.name.size() > std::strlen(b) && t.name.compare(t.name.size() - std::strlen(b), std::strlen(b), b) == 0)
           fail("tensor '" + t.name + "': q/k/v and gate/up biases are not supported");
+      if (t.name == "rope_freqs.weight" || t.name.find(".rope_freqs.") != std::string::npos)
+        fail("tensor '" + t.name + "': RoPE frequency factors (Llama 3.1 scaling) are not supported");
+    }
     const Index d = c.d_model, hd = c.head_dim;
     const io::GgufTensorInfo& emb = file.tensor("token_embd.weight");
     c.vocab = emb.shape.size() == 2 ? static_cast<Index>(emb.shape[1]) : 0;
@@ -377,6 +379,10 @@ class LlamaModel {
     }
     L.channel_ids.resize(static_cast<std::size_t>(c.ffn));
     for (Index j = 0; j < c.ffn; ++j) L.channel_ids[static_cast<std::size_t>(j)] = j;
+  }
+
+  [[noreturn]] static void load_fail(const io::GgufFile& file, const std::string& what) {
+    throw invalid_argument("LlamaModel::from_gguf: " + file.source() + ": " + what);
   }
 
   const LlamaConfig& config() const { return m_config; }

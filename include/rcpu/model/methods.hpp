@@ -23,7 +23,8 @@
 namespace rcpu {
 namespace model {
 
-/// One named method: its id, a readable name, and how it sets PipelineOptions.
+/// One named method: its id and a readable name (method_options() gives its PipelineOptions; every id
+/// here has a branch there, tests/pipeline checks each one runs).
 struct MethodPreset {
   const char* id;
   const char* name;
@@ -69,7 +70,7 @@ inline const char* method_name(const std::string& id) {
     if (m == p.id) return p.name;
   std::string all;
   for (const MethodPreset& p : method_presets()) all += std::string(all.empty() ? "" : ", ") + p.id;
-  rcpu::detail::fail("unknown method '" + id + "' (" + all + "; aliases none, rotation, rotation_scale, rotation_bias, per_head)");
+  rcpu::detail::fail("unknown method '" + id + "' (" + all + "; aliases none, rotation, rotation_scale, rotation_bias, per_head, proximal_ridge)");
 }
 
 /// PipelineOptions of a method at `ratio` (other fields at their defaults; a ridge's strength is
