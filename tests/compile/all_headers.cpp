@@ -12,6 +12,7 @@
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/model/block_rotation.hpp>
 #include <rcpu/model/export.hpp>
+#include <rcpu/model/gqa.hpp>
 #include <rcpu/model/llama.hpp>
 #include <rcpu/model/methods.hpp>
 #include <rcpu/model/perplexity.hpp>
@@ -106,7 +107,9 @@ void rcpu_all_headers_use(const std::string& path) {
   rcpu::io::quantize(rcpu::io::GgmlType::q8_0, qf.data(), 32, qb.data());
   rcpu::io::GgufWriter gw;
   gw.copy_metadata(file).add_vector("v", Eigen::VectorXf::Zero(4));
-  std::cout << gw.to_bytes().size() << rcpu::model::method_name("flap");
+  std::cout << gw.to_bytes().size() << rcpu::model::method_name("flap")
+            << rcpu::io::to_string(rcpu::io::ggml_type_from_string("q8_0", true));
+  rcpu::model::check_exportable(pr.model, &file, eo);
   rcpu::io::StagedOutput out;
   (void)out.stage(path);
   out.publish();

@@ -64,13 +64,13 @@ def prove(d, windows, configs):
         label = "dense (F32 of the Q4_1 file)" if name == "dense" else f"{method} {float(ratio) * 100:.0f}%"
         if "dupkv" in name:
             label += ", GQA fix duplicate_kv"
-        out.append(f"| {label} | {s['arch']} | {s['params']:,} ({s['removed']:.1f}% removed) | "
+        out.append(f"| {label} | {s['arch']} | {s['params']:,} ({s['removed']:.1f}% removed), {s['written']:,} written | "
                    f"{float(cmp_['max_abs']):.2e} | {float(cmp_['rel']):.2e} | {float(cmp_['argmax_agree']) * 100:.2f}% | "
                    f"{pr:.4f} | {pl:.4f} | {rel:.1e} | {f16:.4f} | {q8:.4f} | {q8r:.4f} |")
     out.append("")
     out.append(f"Largest relative perplexity difference between llama.cpp and rcpu on the F32 exports: {worst:.1e} "
                "(the issue's bound: 1e-3). `max |logit diff|` is over every position and vocabulary entry; "
-               "`/ RMS logit` divides it by the RMS of llama.cpp's logits. The F16 and Q8_0 columns are llama.cpp "
+               "`/ RMS logit` divides it by the RMS of llama.cpp's logits. `written` counts the parameters in the file, the zero query heads or KV copies that make the attention uniform included. The F16 and Q8_0 columns are llama.cpp "
                "on the F16 / Q8_0 exports (F32 KV cache); rcpu's Q8_0 column is rcpu-ppl on the same Q8_0 file "
                "(it dequantizes the weights; llama.cpp also quantizes the activations to 8 bits, so the two differ "
                "by more than rounding on quantized files). Without `--round-to`, Q8_0 exports write the weights "
