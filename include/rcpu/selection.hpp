@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -30,6 +31,20 @@ inline Index removed_count(Index units, double ratio) {
   const double nearest = std::round(r);
   const Index removed = std::abs(r - nearest) <= 1e-9 * std::max(1.0, r) ? Index(nearest) : Index(std::floor(r));
   return std::min(removed, units - 1);
+}
+
+/// The number of units to keep closest to `keep` (ties: the larger) among 1..units for which
+/// count * width is a multiple of `multiple`; `keep` itself when multiple <= 0, when keep == units
+/// (nothing removed) or when no such count exists.
+inline Index rounded_keep(Index units, Index keep, Index width, Index multiple) {
+  if (multiple <= 0 || keep >= units) return keep;
+  Index best = -1;
+  for (Index c = 1; c <= units; ++c) {
+    if ((c * width) % multiple != 0) continue;
+    if (best < 0 || std::abs(c - keep) < std::abs(best - keep) || (std::abs(c - keep) == std::abs(best - keep) && c > best))
+      best = c;
+  }
+  return best < 0 ? keep : best;
 }
 
 /// Keeps the `count` best units. Ranking: higher score first; equal scores keep the lower index

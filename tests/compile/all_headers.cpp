@@ -17,6 +17,7 @@
 #include <rcpu/model/methods.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
+#include <rcpu/model/provenance.hpp>
 #include <rcpu/model/tokenizer.hpp>
 #include <rcpu/reference.hpp>
 

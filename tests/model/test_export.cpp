@@ -1,5 +1,5 @@
 // Tests of rcpu/model/export.hpp on a tiny random LLaMA (no data file): the uniform-GQA layouts and
-// their exactness, rounding of kept units (rcpu::model::rounded_keep), llama / deci export read back
+// their exactness, rounding of kept units (rcpu::rounded_keep), llama / deci export read back
 // bit for bit (per-layer sizes, biases), and the loader's refusals of what it cannot represent.
 #include <functional>
 #include <string>
@@ -7,6 +7,7 @@
 
 #include <rcpu/io/gguf_writer.hpp>
 #include <rcpu/model/export.hpp>
+#include <rcpu/selection.hpp>
 
 #include "support.hpp"
 
@@ -113,7 +114,7 @@ TEST_CASE("export: a layer made uniform computes the same function", "[export]")
 }
 
 TEST_CASE("export: rounding kept units to hardware multiples", "[export]") {
-  using rcpu::model::rounded_keep;
+  using rcpu::rounded_keep;
   CHECK(rounded_keep(1536, 1229, 1, 64) == 1216);
   CHECK(rounded_keep(1536, 1248, 1, 64) == 1280);  // a tie keeps more
   CHECK(rounded_keep(9, 7, 64, 128) == 8);         // heads of 64: an even count

@@ -14,6 +14,7 @@
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/model/export.hpp>
 #include <rcpu/model/methods.hpp>
+#include <rcpu/model/provenance.hpp>
 #include <rcpu/model/tokenizer.hpp>
 
 #include <cstdio>

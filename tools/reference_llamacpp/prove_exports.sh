@@ -48,11 +48,13 @@ prune() {
 }
 
 # The configurations of the proof: the rotation at 10/20/30%, every method at 20%, the dense model.
-# NAME:RATIO:METHOD[:more prune-model options]; rotation_dupkv-20 is the other exact GQA fix.
+# NAME:RATIO:METHOD[:more prune-model options]; rotation_dupkv-20 is the other exact GQA fix; the AL-AM
+# allocations give every layer its own sizes (deci; with duplicate_kv, per-layer head counts too).
 configs=(dense:0:rotation rotation-10:0.1:rotation rotation-20:0.2:rotation rotation-30:0.3:rotation
          wanda_sp-20:0.2:wanda_sp flap-20:0.2:flap none-20:0.2:none rotation_scale-20:0.2:rotation_scale
          rotation_bias-20:0.2:rotation_bias ridge-20:0.2:ridge
-         "rotation_dupkv-20:0.2:rotation:--gqa-fix duplicate_kv")
+         "rotation_dupkv-20:0.2:rotation:--gqa-fix duplicate_kv"
+         flap_alam-20:0.2:flap_alam "rotation_alam-20:0.2:rcpu_rotation_alam:--gqa-fix duplicate_kv")
 
 if [ "$phase" = prove ]; then
   tmp=$(mktemp -d)

@@ -62,7 +62,7 @@ def prove(d, windows, configs):
         q8 = float(result(os.path.join(d, name + ".llama-q8_0.txt"))["ppl"])
         q8r = float(result(os.path.join(d, name + ".rcpu-q8_0.txt"))["ppl"])
         label = "dense (F32 of the Q4_1 file)" if name == "dense" else f"{method} {float(ratio) * 100:.0f}%"
-        if "dupkv" in name:
+        if "dupkv" in name or (len(c.split(":")) > 3 and "duplicate_kv" in c.split(":")[3]):
             label += ", GQA fix duplicate_kv"
         out.append(f"| {label} | {s['arch']} | {s['params']:,} ({s['removed']:.1f}% removed), {s['written']:,} written | "
                    f"{float(cmp_['max_abs']):.2e} | {float(cmp_['rel']):.2e} | {float(cmp_['argmax_agree']) * 100:.2f}% | "
@@ -131,21 +131,42 @@ def speed(d, windows):
                 verdicts.append((label, t, spp, stg, e, dense))
     out.append("")
     out.append("## What it shows\n")
-    noise = []
-    for label, t, spp, stg, e, dense in verdicts:
-        for what, s, key in (("prompt processing", spp, "pp"), ("generation", stg, "tg")):
-            # A speed-up counts only when the pruned model's slowest round beats the dense model's fastest.
-            real = e[key]["min"] > dense[key]["max"]
-            slower = e[key]["max"] < dense[key]["min"]
-            if not real and not slower:
-                noise.append(f"{label} {t.upper()} {what} (x{s:.3f})")
-    fast = [v for v in verdicts if v[4]["pp"]["min"] > v[5]["pp"]["max"]]
+    unr = [v for v in verdicts if "round-to" not in v[0] and "duplicate_kv" not in v[0]]
+    rnd = [v for v in verdicts if "round-to" in v[0]]
+    unr_slow = [v for v in unr if v[4]["pp"]["max"] < v[5]["pp"]["min"]]
+    rnd_fast = [v for v in rnd if v[4]["pp"]["min"] > v[5]["pp"]["max"]]
+    if unr and rnd:
+        lo = min(v[2] for v in unr)
+        hi = max(v[2] for v in unr)
+        chans = []
+        for r in (10, 20, 30):
+            log = os.path.join(d, f"rotation-{r}.log")
+            m = re.search(r"^\s+0\s+\d+\(\d+\)\s+\d+\(\d+\)\s+(\d+)", open(log).read(), re.M) \
+                if os.path.exists(log) else None
+            if m:
+                chans.append(m.group(1))
+        out.append(f"**In short**: pruned to the sizes the ratio gives ({', '.join(chans)} channels: not multiples of the "
+                   f"kernels' blocks), the model is *slower* at prompt processing in {len(unr_slow)} of {len(unr)} cases "
+                   f"(x{lo:.2f} to x{hi:.2f} of the dense speed) although it is smaller; rounded with `--round-to 64` "
+                   f"it is faster in {len(rnd_fast)} of {len(rnd)} cases (up to x{max(v[2] for v in rnd):.2f} at prompt "
+                   f"processing and x{max(v[3] for v in rnd):.2f} at generation). Q8_0 runs without llama.cpp's AMX / "
+                   "repacked kernels on this machine (they crash here, see the extra bufts column), F16 with them: "
+                   "compare within a type.\n")
     out.append("- A change counts as real here only when every round of one model beats every round of the other "
-               "(min of one above max of the other).")
-    if fast:
-        out.append("- Faster prompt processing: " + ", ".join(f"{v[0]} {v[1].upper()} x{v[2]:.2f}" for v in fast) + ".")
-    if noise:
-        out.append("- **No measurable speed-up** (the rounds overlap with the dense model's): " + "; ".join(noise) + ".")
+               "(min of one above max of the other); otherwise it is listed as no measurable change.")
+    for what, key in (("Prompt processing", "pp"), ("Generation", "tg")):
+        faster, slower, same = [], [], []
+        for label, t, spp, stg, e, dense in verdicts:
+            ratio = spp if key == "pp" else stg
+            item = f"{label} {t.upper()} x{ratio:.2f}"
+            if e[key]["min"] > dense[key]["max"]:
+                faster.append(item)
+            elif e[key]["max"] < dense[key]["min"]:
+                slower.append(item)
+            else:
+                same.append(item)
+        out.append(f"- {what}: faster: " + (", ".join(faster) or "none") + "; **slower**: " + (", ".join(slower) or "none") +
+                   "; **no measurable change**: " + (", ".join(same) or "none") + ".")
     heads = []
     for r in (10, 20, 30):
         log = os.path.join(d, f"rotation-{r}.log")

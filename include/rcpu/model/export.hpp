@@ -24,7 +24,7 @@
 ///   that describe the source file: file type, quantizer, size label), the source architecture's
 ///   other keys under the new architecture's name; export writes the sizes itself and which dense
 ///   head each written head is (rcpu.layer.N.written_heads, -1 for a zero head);
-///   ExportOptions::metadata adds more (provenance() gives rcpu.* keys of a pipeline result).
+///   ExportOptions::metadata adds more (provenance.hpp gives rcpu.* keys of a pipeline result).
 ///
 /// Optional part of rcpu: not included by rcpu.hpp.
 
@@ -45,7 +45,6 @@
 #include "../io/gguf_writer.hpp"
 #include "gqa.hpp"
 #include "llama.hpp"
-#include "pipeline.hpp"
 
 namespace rcpu {
 namespace model {
@@ -60,7 +59,8 @@ struct ExportOptions {
   /// "llama", "deci", or empty: llama when every layer has the same sizes, deci otherwise. (llama with
   /// different layer sizes is refused: llama.cpp builds every llama layer from layer 0's sizes.)
   std::string architecture;
-  /// Extra metadata (e.g. provenance()), written last; it may not replace a key export writes itself.
+  /// Extra metadata (e.g. provenance(), provenance.hpp), written last; it may not replace a key that
+  /// export writes itself.
   std::vector<std::pair<std::string, io::GgufValue>> metadata;
 };
 
@@ -313,59 +313,6 @@ inline io::GgufWriter gguf_writer(const LlamaModel& model, const io::GgufFile* s
 /// A writer would point into a temporary model: refused at compile time.
 io::GgufWriter gguf_writer(LlamaModel&& model, const io::GgufFile* source, const ExportOptions& o,
                            ExportReport* report = nullptr) = delete;
-
-/// Where a pruned model's calibration came from, for provenance().
-struct CalibrationInfo {
-  std::string text;         ///< the calibration text (a file name, say)
-  Index windows = 0;        ///< windows of seq_len tokens
-  Index seq_len = 0;
-  std::uint64_t seed = 0;
-};
-
-/// rcpu.* metadata that records how a pipeline result was made: rcpu's version, the method (label,
-/// score, compensation, ratios, GQA rule, allocation, rounding, ridge strength), the calibration,
-/// parameter counts, and per layer the kept query heads and MLP channels (dense indices).
-inline std::vector<std::pair<std::string, io::GgufValue>> provenance(const PipelineResult& r, const CalibrationInfo& calib) {
-  using io::GgufValue;
-  using io::GgufValueType;
-  std::vector<std::pair<std::string, GgufValue>> m;
-  const auto str = [&](const std::string& k, const std::string& v) { m.emplace_back("rcpu." + k, GgufValue::make_string(v)); };
-  const auto u64 = [&](const std::string& k, std::uint64_t v) {
-    m.emplace_back("rcpu." + k, GgufValue::make_uint(GgufValueType::uint64, v));
-  };
-  const auto f64 = [&](const std::string& k, double v) {
-    m.emplace_back("rcpu." + k, GgufValue::make_float(GgufValueType::float64, v));
-  };
-  const PipelineOptions& o = r.options;
-  str("version", std::to_string(RCPU_VERSION_MAJOR) + "." + std::to_string(RCPU_VERSION_MINOR) + "." +
-                     std::to_string(RCPU_VERSION_PATCH));
-  str("method", o.label);
-  str("score", rcpu::to_string(o.score));
-  str("compensation", rcpu::to_string(o.compensation));
-  f64("ratio", o.ratio);
-  f64("attention_ratio", o.heads_ratio());
-  f64("mlp_ratio", o.channels_ratio());
-  str("gqa_rule", to_string(o.gqa));
-  str("allocation", to_string(o.allocation));
-  str("o_proj_rotation", to_string(o.o_proj_rotation));
-  u64("round_to", std::uint64_t(o.round_to));
-  f64("relative_lambda", o.relative_lambda);
-  str("calibration.text", calib.text);
-  u64("calibration.windows", std::uint64_t(calib.windows));
-  u64("calibration.seq_len", std::uint64_t(calib.seq_len));
-  u64("calibration.seed", calib.seed);
-  u64("parameters_dense", std::uint64_t(r.parameters_dense));
-  u64("parameters", std::uint64_t(r.parameters));
-  for (const LayerOutcome& l : r.layers) {
-    const std::string p = "layer." + std::to_string(l.layer) + ".";
-    m.emplace_back("rcpu." + p + "kept_heads",
-                   GgufValue::make_int_array(GgufValueType::int32, std::vector<std::int64_t>(l.kept_heads.begin(), l.kept_heads.end())));
-    m.emplace_back("rcpu." + p + "kept_channels",
-                   GgufValue::make_int_array(GgufValueType::int32,
-                                             std::vector<std::int64_t>(l.kept_channels.begin(), l.kept_channels.end())));
-  }
-  return m;
-}
 
 /// Writes `model` as a GGUF file at `path` (staged: a failure leaves no file and an existing one
 /// untouched). See gguf_writer().

@@ -332,24 +332,6 @@ inline bool same_layer(const LlamaLayer& a, const LlamaLayer& b) {
          same(a.bo, b.bo) && same(a.w_down, b.w_down) && same(a.b_down, b.b_down) && same(a.wk, b.wk);
 }
 
-}  // namespace detail
-
-/// The number of units to keep closest to `keep` (ties: the larger) among 1..units for which
-/// count * width is a multiple of `multiple`; `keep` itself when multiple <= 0, when keep == units
-/// (nothing removed) or when no such count exists.
-inline Index rounded_keep(Index units, Index keep, Index width, Index multiple) {
-  if (multiple <= 0 || keep >= units) return keep;
-  Index best = -1;
-  for (Index c = 1; c <= units; ++c) {
-    if ((c * width) % multiple != 0) continue;
-    if (best < 0 || std::abs(c - keep) < std::abs(best - keep) || (std::abs(c - keep) == std::abs(best - keep) && c > best))
-      best = c;
-  }
-  return best < 0 ? keep : best;
-}
-
-namespace detail {
-
 // Kept query heads (increasing) for one layer under a GQA rule. `removed` >= 0 forces the number of
 // query heads removed (query_heads only). `round_to` > 0 rounds the kept heads (rounded_keep()).
 inline std::vector<Index> choose_heads(const Eigen::VectorXd& head_scores, const std::vector<Index>& head_kv,
