@@ -9,6 +9,7 @@
 #include <rcpu/model/export.hpp>
 #include <rcpu/selection.hpp>
 
+#include "random_llama.hpp"
 #include "support.hpp"
 
 using rcpu::Index;
@@ -32,26 +33,7 @@ LlamaModel ex_model(std::uint32_t seed, Index d = 16, bool tied = false) {
   c.n_rot = 4;
   c.rope_base = 100.0;
   c.context = 64;
-  rcpu_test::Rng rng(seed);
-  const auto m = [&](Index r, Index cc, double sd) { return rng.normal<float>(r, cc, sd); };
-  std::vector<LlamaLayer> layers;
-  for (Index l = 0; l < c.n_layers; ++l) {
-    LlamaLayer L;
-    L.head_dim = c.head_dim;
-    L.attn_norm = (1.0f + m(c.d_model, 1, 0.2).array()).matrix();
-    L.ffn_norm = (1.0f + m(c.d_model, 1, 0.2).array()).matrix();
-    L.wq = m(c.n_heads * c.head_dim, c.d_model, 0.5);
-    L.wk = m(c.n_kv_heads * c.head_dim, c.d_model, 0.5);
-    L.wv = m(c.n_kv_heads * c.head_dim, c.d_model, 0.5);
-    L.wo = m(c.d_model, c.n_heads * c.head_dim, 0.3);
-    L.w_gate = m(c.ffn, c.d_model, 0.4);
-    L.w_up = m(c.ffn, c.d_model, 0.4);
-    L.w_down = m(c.d_model, c.ffn, 0.3);
-    LlamaModel::dense_bookkeeping(L, c);
-    layers.push_back(L);
-  }
-  return LlamaModel::from_weights(c, m(c.vocab, c.d_model, 1.0), layers, (1.0f + m(c.d_model, 1, 0.1).array()).matrix(),
-                                  tied ? Eigen::MatrixXf() : m(c.vocab, c.d_model, 0.5));
+  return rcpu_test::random_llama(c, seed, tied);
 }
 
 std::vector<std::int32_t> ex_ids(Index n) {

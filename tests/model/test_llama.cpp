@@ -11,6 +11,7 @@
 #include <rcpu/model/perplexity.hpp>
 
 #include "gguf_builder.hpp"
+#include "random_llama.hpp"
 #include "support.hpp"
 
 using rcpu::Index;
@@ -36,28 +37,7 @@ LlamaConfig tiny_config() {
 }
 
 LlamaModel tiny_model(bool tied = false, std::uint32_t seed = 7) {
-  const LlamaConfig c = tiny_config();
-  rcpu_test::Rng rng(seed);
-  const auto m = [&](Index r, Index cc, double sd) { return rng.normal<float>(r, cc, sd); };
-  std::vector<LlamaLayer> layers;
-  for (Index l = 0; l < c.n_layers; ++l) {
-    LlamaLayer L;
-    L.head_dim = c.head_dim;
-    L.attn_norm = (1.0f + m(c.d_model, 1, 0.2).array()).matrix();
-    L.ffn_norm = (1.0f + m(c.d_model, 1, 0.2).array()).matrix();
-    L.wq = m(c.n_heads * c.head_dim, c.d_model, 0.5);
-    L.wk = m(c.n_kv_heads * c.head_dim, c.d_model, 0.5);
-    L.wv = m(c.n_kv_heads * c.head_dim, c.d_model, 0.5);
-    L.wo = m(c.d_model, c.n_heads * c.head_dim, 0.3);
-    L.w_gate = m(c.ffn, c.d_model, 0.4);
-    L.w_up = m(c.ffn, c.d_model, 0.4);
-    L.w_down = m(c.d_model, c.ffn, 0.3);
-    LlamaModel::dense_bookkeeping(L, c);
-    layers.push_back(L);
-  }
-  return LlamaModel::from_weights(c, m(c.vocab, c.d_model, 1.0), layers,
-                                  (1.0f + m(c.d_model, 1, 0.1).array()).matrix(),
-                                  tied ? Eigen::MatrixXf() : m(c.vocab, c.d_model, 0.5));
+  return rcpu_test::random_llama(tiny_config(), seed, tied);
 }
 
 using MatD = Eigen::MatrixXd;
