@@ -165,7 +165,9 @@ Seeds npy_seeds() {
   s.emplace_back("huge_dim_zero_rows", npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904), }", 1, ""));
   s.emplace_back("huge_dim_zero_cols", npy_raw("{'descr': '<f8', 'fortran_order': True, 'shape': (9223372036854775807, 0), }", 1, ""));
   s.emplace_back("bad_unterminated", npy_raw("{'descr': \"<f4', 'fortran_order': False, 'shape': (1,), }", 1, "abcd"));
-  s.emplace_back("bad_nul_in_header", npy_raw(std::string("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\0", 60), 1, "abcd"));
+  // The header with a NUL after it: the literal's own bytes, its embedded NUL included (not the terminator).
+  static const char nul_header[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\0";
+  s.emplace_back("bad_nul_in_header", npy_raw(std::string(nul_header, sizeof nul_header - 1), 1, "abcd"));
   return s;
 }
 

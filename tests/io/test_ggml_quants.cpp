@@ -39,10 +39,20 @@ std::string gq_fixture_path(const std::string& name) { return std::string(RCPU_S
 // Loads a fixture; a missing or malformed file fails the test (the fixtures are part of the repository).
 GqCase gq_load(const std::string& name) {
   const std::string path = gq_fixture_path(name);
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path);
   INFO("fixture " << path << " (tools/quants_reference/README.md)");
   REQUIRE(in.good());
-  const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Text: '#' comment lines, the others hex digits of the case's bytes.
+  std::string raw, line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    REQUIRE(line.size() % 2 == 0);
+    for (std::size_t i = 0; i < line.size(); i += 2) {
+      const std::string byte = line.substr(i, 2);
+      REQUIRE(byte.find_first_not_of("0123456789abcdef") == std::string::npos);
+      raw += static_cast<char>(std::stoi(byte, nullptr, 16));
+    }
+  }
   REQUIRE(raw.size() >= 32);
   const auto* p = reinterpret_cast<const std::uint8_t*>(raw.data());
   REQUIRE(raw.compare(0, 4, "GQF1") == 0);
@@ -152,7 +162,7 @@ std::uint16_t gq_bf16_oracle(float f) {
 }  // namespace
 
 TEST_CASE("ggml_quants: quantize() writes gguf.quants' bytes for F16, BF16, Q8_0 and Q4_0", "[ggml_quants]") {
-  for (const char* name : {"quantize_f16.bin", "quantize_bf16.bin", "quantize_q8_0.bin", "quantize_q4_0.bin"}) {
+  for (const char* name : {"quantize_f16.hex", "quantize_bf16.hex", "quantize_q8_0.hex", "quantize_q4_0.hex"}) {
     const GqCase c = gq_load(name);
     gq_check_quantize(c);
   }
@@ -160,14 +170,14 @@ TEST_CASE("ggml_quants: quantize() writes gguf.quants' bytes for F16, BF16, Q8_0
 
 TEST_CASE("ggml_quants: dequantize() gives gguf.quants' floats for every type", "[ggml_quants]") {
   const std::vector<std::pair<const char*, GgmlType>> cases = {
-      {"quantize_f16.bin", GgmlType::f16},    {"quantize_bf16.bin", GgmlType::bf16},
-      {"quantize_q8_0.bin", GgmlType::q8_0},  {"quantize_q4_0.bin", GgmlType::q4_0},
-      {"dequantize_q4_0.bin", GgmlType::q4_0}, {"dequantize_q4_1.bin", GgmlType::q4_1},
-      {"dequantize_q5_0.bin", GgmlType::q5_0}, {"dequantize_q5_1.bin", GgmlType::q5_1},
-      {"dequantize_q8_0.bin", GgmlType::q8_0}, {"dequantize_q2_k.bin", GgmlType::q2_k},
-      {"dequantize_q3_k.bin", GgmlType::q3_k}, {"dequantize_q4_k.bin", GgmlType::q4_k},
-      {"dequantize_q5_k.bin", GgmlType::q5_k}, {"dequantize_q6_k.bin", GgmlType::q6_k},
-      {"dequantize_q8_k.bin", GgmlType::q8_k}};
+      {"quantize_f16.hex", GgmlType::f16},    {"quantize_bf16.hex", GgmlType::bf16},
+      {"quantize_q8_0.hex", GgmlType::q8_0},  {"quantize_q4_0.hex", GgmlType::q4_0},
+      {"dequantize_q4_0.hex", GgmlType::q4_0}, {"dequantize_q4_1.hex", GgmlType::q4_1},
+      {"dequantize_q5_0.hex", GgmlType::q5_0}, {"dequantize_q5_1.hex", GgmlType::q5_1},
+      {"dequantize_q8_0.hex", GgmlType::q8_0}, {"dequantize_q2_k.hex", GgmlType::q2_k},
+      {"dequantize_q3_k.hex", GgmlType::q3_k}, {"dequantize_q4_k.hex", GgmlType::q4_k},
+      {"dequantize_q5_k.hex", GgmlType::q5_k}, {"dequantize_q6_k.hex", GgmlType::q6_k},
+      {"dequantize_q8_k.hex", GgmlType::q8_k}};
   for (const auto& nc : cases) {
     const GqCase c = gq_load(nc.first);
     INFO(c.name);

@@ -5,11 +5,12 @@ Run it with the environment of setup.sh (PyPI gguf 0.19.0 on Debian's numpy):
     tools/quants_reference/setup.sh
     build-quants/venv/bin/python tools/quants_reference/make_fixtures.py | tee tools/quants_reference/fixtures.txt
 
-Every file is one case, little-endian:
+Every file is one case: test vectors as text, lines starting with '#' a comment, the others the hex
+digits of these little-endian bytes (32 to a line):
     char magic[4] = "GQF1"; u32 ggml type id; u64 n (elements); u64 n_input (0 or n); u64 n_bytes;
     f32 input[n_input]; u8 bytes[n_bytes]; f32 output[n]
-quantize_<type>.bin: input = float32 values, bytes = gguf.quants.quantize(input), output =
-gguf.quants.dequantize(bytes). dequantize_<type>.bin: no input, bytes = random valid blocks, output =
+quantize_<type>.hex: input = float32 values, bytes = gguf.quants.quantize(input), output =
+gguf.quants.dequantize(bytes). dequantize_<type>.hex: no input, bytes = random valid blocks, output =
 gguf.quants.dequantize(bytes). Q8_K, which gguf.quants cannot dequantize, takes its output from
 ggml's dequantize_row_q8_K written in numpy (x = d * q in float32).
 
@@ -213,8 +214,11 @@ def write_case(name, qtype, inputs, data, output, note, summary):
     if inputs is not None:
         raw += inputs.astype("<f4").tobytes()
     raw += data.tobytes() + output.astype("<f4").tobytes()
-    with open(os.path.join(OUT, name), "wb") as f:
-        f.write(raw)
+    hexed = raw.hex()
+    with open(os.path.join(OUT, name), "w") as f:
+        f.write(f"# {name}: {note}. Written by tools/quants_reference/make_fixtures.py (format there).\n")
+        for i in range(0, len(hexed), 64):
+            f.write(hexed[i:i + 64] + "\n")
     summary.append(f"{name:22s} {qtype.name:5s} n={n:5d} inputs={n_in:5d} bytes={data.size:5d} "
                    f"file={len(raw):6d} sha256={hashlib.sha256(raw).hexdigest()[:16]}  {note}")
     return len(raw)
@@ -238,7 +242,7 @@ def main():
             else:
                 data = np.asarray(quants.quantize(x, qtype), dtype=np.uint8).reshape(-1)
             y = np.asarray(quants.dequantize(data, qtype), dtype=np.float32).reshape(-1)
-            total += write_case(f"quantize_{qtype.name.lower()}.bin", qtype, x, data, y, note, summary)
+            total += write_case(f"quantize_{qtype.name.lower()}.hex", qtype, x, data, y, note, summary)
         for qtype, nb, offsets in DEQUANT_CASES:
             rng = np.random.default_rng(2000 + int(qtype))
             data = random_blocks(rng, qtype, nb, offsets)
@@ -248,7 +252,7 @@ def main():
             else:
                 y = np.asarray(quants.dequantize(data, qtype), dtype=np.float32).reshape(-1)
                 note = "random blocks, finite f16 scales"
-            total += write_case(f"dequantize_{qtype.name.lower()}.bin", qtype, None, data, y, note, summary)
+            total += write_case(f"dequantize_{qtype.name.lower()}.hex", qtype, None, data, y, note, summary)
     summary.append(f"total {total} bytes in {len(summary) - 2} files")
     print("\n".join(summary))
 

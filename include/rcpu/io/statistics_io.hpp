@@ -232,8 +232,7 @@ void save_statistics(const std::string& dir, const Statistics<S, A>& stats) {
   try {
     out.publish();
   } catch (const rcpu::invalid_argument& e) {
-    const std::string what = e.what();
-    detail::stats_fail(dir, what.rfind("rcpu: ", 0) == 0 ? what.substr(6) : what);
+    detail::stats_fail(dir, e.message());
   }
 }
 
@@ -385,8 +384,7 @@ Statistics<S, A> load_statistics(const std::string& dir) {
                                        full ? GramMode::full : GramMode::diagonal);
   } catch (const rcpu::invalid_argument& e) {
     // from_sums' message names its argument; say which directory it came from.
-    const std::string what = e.what();
-    detail::stats_fail(dir, what.rfind("rcpu: ", 0) == 0 ? what.substr(6) : what);
+    detail::stats_fail(dir, e.message());
   }
 }
 
