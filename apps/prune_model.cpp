@@ -41,8 +41,9 @@ const char* const prune_model_help =
     --ratio R            fraction of heads and channels removed per layer, in [0, 1)
     --attention-ratio R, --mlp-ratio R   separate ratios for heads and channels
     --method M           rotation (default), rotation_scale, rotation_bias, none, wanda_sp, flap,
-                         flap_alam, ridge, per_head, rcpu_rotation_alam, ... (docs/pipeline.md)
-    --lambda A           relative ridge strength of --method ridge (default 0.03)
+                         flap_alam, ridge, rotation_ridge, per_head, rcpu_rotation_alam, ...
+                         (docs/pipeline.md)
+    --lambda A           relative ridge strength of --method ridge and rotation_ridge (default 0.03)
     --calib TEXT         calibration text file (UTF-8)
     --wikitext           prepare TEXT as the paper does for WikiText-2 (lines joined with "\n\n")
     --calib-fraction F   draw the windows from the first F of TEXT's tokens (default 1)
@@ -50,6 +51,9 @@ const char* const prune_model_help =
     --seq L              tokens per window (default 128)
     --seed S             seed of the window draw (default 20251009)
     --gqa-rule G         query_heads (default), kv_groups, balanced
+    --statistics S       where each layer's statistics come from: pruned (default; the dense layer on
+                         the already-pruned layers' outputs) or dense (the dense model's hidden states,
+                         one pass: FLAP's code)
     --gqa-fix F          how uneven KV groups are written uniform: cheapest (default), pad_queries,
                          duplicate_kv (both exact)
     --round-to M         round kept channels (and heads * head_dim) to multiples of M (e.g. 32, 64, 256)
@@ -69,7 +73,7 @@ const std::vector<OptionSpec> prune_model_options = {
     {"--method", 1},        {"--lambda", 1},      {"--calib", 1},           {"--wikitext", 0},
     {"--calib-fraction", 1}, {"--windows", 1},    {"--seq", 1},             {"--seed", 1},
     {"--gqa-rule", 1},      {"--gqa-fix", 1},     {"--round-to", 1},        {"--type", 1},
-    {"--chunk-windows", 1}, {"--quiet", 0}};
+    {"--chunk-windows", 1}, {"--quiet", 0},       {"--statistics", 1}};
 
 // A library parse error (unknown name) reported as a usage error of `option`.
 template <typename F>
@@ -137,11 +141,11 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
   if (a.has("--ratio")) ratio_in_range("--ratio", opt.ratio);
   if (a.has("--attention-ratio")) ratio_in_range("--attention-ratio", opt.attention_ratio = a.number("--attention-ratio", -1));
   if (a.has("--mlp-ratio")) ratio_in_range("--mlp-ratio", opt.mlp_ratio = a.number("--mlp-ratio", -1));
-  if (opt.compensation == rcpu::Compensation::proximal_ridge) {
+  if (opt.compensation == rcpu::Compensation::proximal_ridge || opt.compensation == rcpu::Compensation::rotation_ridge) {
     opt.relative_lambda = a.number("--lambda", 0.03);
     if (!(opt.relative_lambda > 0)) throw UsageError("--lambda must be > 0");
   } else if (a.has("--lambda")) {
-    throw UsageError("--lambda is only used by --method ridge");
+    throw UsageError("--lambda is only used by --method ridge and rotation_ridge");
   }
   opt.seq_len = a.integer("--seq", 128);
   if (opt.seq_len < 2) throw UsageError("--seq must be >= 2");
@@ -156,6 +160,9 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
   if (!(fraction > 0 && fraction <= 1)) throw UsageError("--calib-fraction must be in (0, 1]");
   if (a.has("--gqa-rule"))
     opt.gqa = named("--gqa-rule", [&] { return rcpu::model::gqa_rule_from_string(a.value("--gqa-rule")); });
+  if (a.has("--statistics"))
+    opt.statistics =
+        named("--statistics", [&] { return rcpu::model::statistics_source_from_string(a.value("--statistics")); });
   rcpu::model::ExportOptions ex;
   if (a.has("--gqa-fix"))
     ex.gqa_fix = named("--gqa-fix", [&] { return rcpu::model::gqa_fix_from_string(a.value("--gqa-fix")); });

@@ -79,9 +79,9 @@ Pruning (prune):
   --group-reduce G     how a head's column scores combine: automatic (default: standardized_mean for
                        flap, sum otherwise), sum, standardized_mean.
   --compensation C     none, bias, rotation (default), rotation_scale, rotation_bias, least_squares,
-                       proximal_ridge.
-  --lambda L           ridge strength of least_squares and proximal_ridge, added to the Gram (a sum over
-                       tokens, so it scales with the token count); default 1e-4.
+                       proximal_ridge, rotation_ridge (the ridge pulled toward the rotated weight Q W_K).
+  --lambda L           ridge strength of least_squares, proximal_ridge and rotation_ridge, added to the
+                       Gram (a sum over tokens, so it scales with the token count); default 1e-4.
   --scale-epsilon E    added to ||Z||^2 in the scale of rotation_scale; default 0.
   --proper-rotation    force det Q = +1 (Kabsch sign fix); off by default, as in the RCPU authors' code.
   --procrustes M       how the rotation is computed: automatic (default: the library's fastest accurate

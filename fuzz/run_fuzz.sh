@@ -2,12 +2,13 @@
 # Builds a fuzz target with clang's libFuzzer (+ AddressSanitizer and UndefinedBehaviorSanitizer) and
 # runs it on a scratch copy of its seed corpus.
 #   fuzz/run_fuzz.sh [SECONDS] [TARGET] [extra libFuzzer flags...]      (default 600 s, target gguf)
-# TARGET is gguf (fuzz_gguf.cpp), npy (fuzz_npy.cpp) or statistics (fuzz_statistics.cpp); it may also
+# TARGET is gguf (fuzz_gguf.cpp), npy (fuzz_npy.cpp), statistics (fuzz_statistics.cpp) or json
+# (fuzz_json.cpp); it may also
 # come first (fuzz/run_fuzz.sh npy 300). New interesting inputs stay in build-fuzz/corpus (gguf) or
 # build-fuzz/corpus-TARGET; add small ones that found bugs to fuzz/corpus/TARGET as regress_*.seed.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-is_target() { [[ "${1:-}" == gguf || "${1:-}" == npy || "${1:-}" == statistics ]]; }
+is_target() { [[ "${1:-}" == gguf || "${1:-}" == npy || "${1:-}" == statistics || "${1:-}" == json ]]; }
 target=""
 if is_target "${1:-}"; then target="$1"; shift; fi
 secs=600
@@ -18,6 +19,7 @@ case "$target" in
   gguf) corpus=corpus; max_len=65536 ;;
   npy) corpus=corpus-npy; max_len=8192 ;;
   statistics) corpus=corpus-statistics; max_len=16384 ;;
+  json) corpus=corpus-json; max_len=4096 ;;
 esac
 out="$repo/build-fuzz"
 mkdir -p "$out/$corpus"

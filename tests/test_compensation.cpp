@@ -5,6 +5,9 @@
 
 #include <sstream>
 
+#include <Eigen/LU>
+#include <Eigen/SVD>
+
 #include "support.hpp"
 
 // Every member of every public instantiation compiles.
@@ -21,7 +24,7 @@ namespace {
 const rcpu::Compensation all_methods[] = {
     rcpu::Compensation::none,          rcpu::Compensation::bias,          rcpu::Compensation::rotation,
     rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias, rcpu::Compensation::least_squares,
-    rcpu::Compensation::proximal_ridge};
+    rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation_ridge};
 
 // A layer whose activations have structure: low rank, offsets, one loud channel.
 struct Layer {
@@ -111,7 +114,8 @@ TEMPLATE_TEST_CASE("least squares over all columns with lambda = 0 reproduces W 
   for (int j = 0; j < 9; ++j) all[j] = j;
   rcpu::CompensationOptions opt;
   opt.lambda = 0.0;
-  for (auto m : {rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge}) {
+  for (auto m : {rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge,
+                 rcpu::Compensation::rotation_ridge}) {
     const auto r = rcpu::compensate(W, st, all, m, opt);
     CHECK(rel_diff(r.weight, W) <= tol<TestType>(1e-11, 1e-6));
     CHECK(r.report.after.relative_error <= tol<TestType>(1e-6, 1e-3));  // a difference of energies: sqrt(eps)
@@ -126,7 +130,9 @@ TEMPLATE_TEST_CASE("rho = 0: the rotation is the identity and W comes back", "[c
   st.update(L.X);
   std::vector<rcpu::Index> all(10);
   for (int j = 0; j < 10; ++j) all[j] = j;
-  for (auto m : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias}) {
+  // rotation_ridge too: its prior Q W_K is then W itself, and (W G + lambda W)(G + lambda I)^-1 = W.
+  for (auto m : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias,
+                 rcpu::Compensation::rotation_ridge}) {
     const auto r = rcpu::compensate(W, st, all, m);
     CHECK(rel_diff(r.rotation, Eigen::MatrixXd::Identity(6, 6)) <= tol<TestType>(1e-12, 1e-6));
     CHECK(rel_diff(r.weight, W) <= tol<TestType>(1e-12, 1e-6));
@@ -254,7 +260,8 @@ TEST_CASE("fewer calibration tokens than kept columns is reported as underdeterm
   rcpu::CompensationOptions gesdd, eig;
   gesdd.procrustes.method = rcpu::ProcrustesMethod::lapack_gesdd;
   eig.procrustes.method = rcpu::ProcrustesMethod::polar_eig;
-  for (auto m : {rcpu::Compensation::rotation, rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge}) {
+  for (auto m : {rcpu::Compensation::rotation, rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge,
+                 rcpu::Compensation::rotation_ridge}) {
     INFO(rcpu::to_string(m));
     CHECK(rcpu::compensate(few.W, st, kept, m).report.underdetermined);
   }
@@ -271,4 +278,166 @@ TEST_CASE("fewer calibration tokens than kept columns is reported as underdeterm
   rcpu::Statistics<double> st2(24);
   st2.update(enough.X);
   for (auto m : all_methods) CHECK_FALSE(rcpu::compensate(enough.W, st2, kept, m).report.underdetermined);
+}
+
+// ---- rotation_ridge: the ridge pulled toward the rotated weight Q W_K ------------------------------
+
+namespace {
+
+// Q = U V^T of M = W G[:,K] W_K^T from Eigen's JacobiSVD, independently of rcpu's Procrustes routes;
+// with `proper`, the Kabsch sign fix (det Q = +1).
+Eigen::MatrixXd rotation_ridge_oracle_q(const Eigen::MatrixXd& W, const Eigen::MatrixXd& G,
+                                        const std::vector<rcpu::Index>& kept, bool proper) {
+  const Eigen::MatrixXd M = W * G(Eigen::all, kept) * W(Eigen::all, kept).transpose();
+  Eigen::JacobiSVD<Eigen::MatrixXd> svd(M, Eigen::ComputeFullU | Eigen::ComputeFullV);
+  Eigen::MatrixXd U = svd.matrixU();
+  if (proper && (U * svd.matrixV().transpose()).determinant() < 0) U.col(U.cols() - 1) *= -1.0;
+  return U * svd.matrixV().transpose();
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("rotation_ridge minimises ||W X - W' X_K||^2 + lambda ||W' - Q W_K||^2", "[compensation]", float,
+                   double) {
+  // k = 8 > d_out = 7: M has full rank and Q is unique. The layer is drawn so that det M < 0: Q is
+  // then a reflection, far from I (so that W_K as the prior would fail the test), and the det fix
+  // changes it.
+  const std::vector<rcpu::Index> kept = {0, 2, 3, 5, 6, 8, 9, 10};
+  Layer L;
+  Mat<TestType> W;
+  Eigen::MatrixXd Wd, Xd, G;
+  bool found = false;
+  for (std::uint32_t seed = 50; seed < 90 && !found; ++seed) {
+    L = make_layer(seed, 7, 11, 250);
+    W = L.W.cast<TestType>();
+    Wd = W.template cast<double>();  // what the library sees
+    Xd = L.X.cast<TestType>().template cast<double>();
+    G = Xd.transpose() * Xd;
+    found = (Wd * G(Eigen::all, kept) * Wd(Eigen::all, kept).transpose()).determinant() < 0;
+  }
+  REQUIRE(found);
+  rcpu::Statistics<TestType> st(11);
+  st.update(L.X.cast<TestType>());
+  const Eigen::MatrixXd WK = Wd(Eigen::all, kept), XK = Xd(Eigen::all, kept).transpose();
+  const Eigen::MatrixXd Y = Wd * Xd.transpose(), A = Wd * G(Eigen::all, kept), GKK = G(kept, kept);
+  for (bool proper : {false, true}) {
+    INFO((proper ? "proper rotation" : "rotation as the authors compute it"));
+    rcpu::CompensationOptions opt;
+    opt.lambda = 40.0;
+    opt.procrustes.proper_rotation = proper;
+    const auto r = rcpu::compensate(W, st, kept, rcpu::Compensation::rotation_ridge, opt);
+    REQUIRE(r.report.info == rcpu::Info::success);
+    const Eigen::MatrixXd Q = rotation_ridge_oracle_q(Wd, G, kept, proper);
+    CHECK(r.report.reflection_fixed == proper);
+    CHECK(rel_diff(r.rotation, Q) <= tol<TestType>(1e-9, 1e-5));
+    const Eigen::MatrixXd Wp = r.weight.template cast<double>(), QWK = Q * WK;
+    // The gradient (W' G_KK - W G[:,K]) + lambda (W' - Q W_K) vanishes; that of the proximal ridge
+    // (prior W_K) does not.
+    const double scale = A.norm() + opt.lambda * WK.norm();
+    const Eigen::MatrixXd grad = (Wp * GKK - A) + opt.lambda * (Wp - QWK);
+    CHECK(grad.norm() / scale <= tol<TestType>(1e-10, 1e-5));
+    CHECK(((Wp * GKK - A) + opt.lambda * (Wp - WK)).norm() / scale >= 1e-3);
+    // Random perturbations never lower the objective, and neither end of the path beats it.
+    auto objective = [&](const Eigen::MatrixXd& V) {
+      return (Y - V * XK).squaredNorm() + opt.lambda * (V - QWK).squaredNorm();
+    };
+    const double best = objective(Wp);
+    Rng rng(51);
+    const double eps = 1e-3 * Wp.norm();
+    for (int t = 0; t < 30; ++t) CHECK(objective(Wp + eps * rng.normal(7, 8).normalized()) > best);
+    CHECK(objective(QWK) > best);
+    CHECK(objective(rcpu::compensate(W, st, kept, rcpu::Compensation::least_squares, opt).weight.template cast<double>()) >
+          best);
+  }
+}
+
+TEMPLATE_TEST_CASE("rotation_ridge tends to the rotation as lambda grows and to least squares as it vanishes",
+                   "[compensation]", float, double) {
+  const Layer L = make_layer(44, 8, 14, 300);
+  const Mat<TestType> W = L.W.cast<TestType>();
+  rcpu::Statistics<TestType> st(14);
+  st.update(L.X.cast<TestType>());
+  const std::vector<rcpu::Index> kept = {0, 1, 3, 4, 5, 7, 8, 10, 11, 13};  // k = 10 > d_out = 8
+  using C = rcpu::Compensation;
+  for (bool proper : {false, true}) {
+    INFO((proper ? "proper rotation" : "rotation as the authors compute it"));
+    rcpu::CompensationOptions opt;
+    opt.procrustes.proper_rotation = proper;
+    const auto rot = rcpu::compensate(W, st, kept, C::rotation, opt);
+    // lambda -> infinity: W' -> Q W_K, with the rotation's Q (same options).
+    opt.lambda = 1e12;
+    const auto huge = rcpu::compensate(W, st, kept, C::rotation_ridge, opt);
+    CHECK(rel_diff(huge.weight, rot.weight) <= tol<TestType>(1e-7, 1e-5));
+    CHECK(rel_diff(huge.rotation, rot.rotation) <= tol<TestType>(1e-12, 1e-6));
+    CHECK(rel_diff(huge.singular_values, rot.singular_values) <= 1e-12);
+    CHECK(huge.report.reflection_fixed == rot.report.reflection_fixed);
+    // The report reads tr(W' G_KK W'^T) as <W', B> - lambda ||W'||^2, a difference of terms ~lambda: at
+    // lambda = 1e12 it keeps about 8 digits of the energy.
+    CHECK(std::abs(huge.report.after.relative_error - rot.report.after.relative_error) <= 1e-6);
+    // lambda -> 0: least squares.
+    opt.lambda = 0.0;
+    const auto ls = rcpu::compensate(W, st, kept, C::least_squares, opt);
+    CHECK(rel_diff(rcpu::compensate(W, st, kept, C::rotation_ridge, opt).weight, ls.weight) <= 1e-14);
+    opt.lambda = 1e-9;
+    const auto tiny = rcpu::compensate(W, st, kept, C::rotation_ridge, opt);
+    CHECK(rel_diff(tiny.weight, ls.weight) <= tol<TestType>(1e-8, 1e-5));
+    // In between, the calibration error grows with lambda from least squares' to the rotation's
+    // (the data-fit term of a ridge path is nondecreasing in lambda; W' = Q W_K is feasible).
+    double prev = ls.report.after.relative_error;
+    for (double lam : {1.0, 10.0, 100.0, 1e3, 1e4, 1e5}) {
+      opt.lambda = lam;
+      const double e = rcpu::compensate(W, st, kept, C::rotation_ridge, opt).report.after.relative_error;
+      CHECK(e >= prev - 1e-9);
+      CHECK(e <= rot.report.after.relative_error + 1e-9);
+      prev = e;
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("rotation_ridge keeps the bias as the proximal ridge does", "[compensation]", float, double) {
+  const Layer L = make_layer(45, 6, 10, 200);
+  const Mat<TestType> W = L.W.cast<TestType>();
+  const Vec<TestType> b = L.b.cast<TestType>();
+  rcpu::Statistics<double> st(10);
+  st.update(L.X);
+  const std::vector<rcpu::Index> kept = {0, 1, 2, 4, 5, 7, 9};
+  rcpu::CompensationOptions opt;
+  opt.lambda = 3.0;
+  const auto with = rcpu::compensate(W, b, st, kept, rcpu::Compensation::rotation_ridge, opt);
+  const auto without = rcpu::compensate(W, st, kept, rcpu::Compensation::rotation_ridge, opt);
+  const auto prox = rcpu::compensate(W, b, st, kept, rcpu::Compensation::proximal_ridge, opt);
+  CHECK(rel_diff(with.bias, b) == 0.0);
+  CHECK(rel_diff(prox.bias, b) == 0.0);
+  CHECK_FALSE(without.has_bias());
+  CHECK(rel_diff(with.weight, without.weight) == 0.0);
+}
+
+TEMPLATE_TEST_CASE("rotation_ridge refuses a bad lambda and names it", "[compensation][errors]", float, double) {
+  const Layer L = make_layer(46, 6, 8, 50);
+  const Mat<TestType> W = L.W.cast<TestType>();
+  rcpu::Statistics<double> st(8), diag(8, rcpu::GramMode::diagonal);
+  st.update(L.X);
+  diag.update(L.X);
+  const std::vector<rcpu::Index> kept = {0, 2, 4, 5};
+  for (double lam : {-1.0, -1e-300, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    INFO("lambda " << lam);
+    rcpu::CompensationOptions bad;
+    bad.lambda = lam;
+    std::string what;
+    try {
+      rcpu::compensate(W, st, kept, rcpu::Compensation::rotation_ridge, bad);
+    } catch (const rcpu::invalid_argument& e) {
+      what = e.what();
+    }
+    CHECK(what.find("lambda") != std::string::npos);
+  }
+  CHECK_THROWS_AS(rcpu::compensate(W, diag, kept, rcpu::Compensation::rotation_ridge), rcpu::invalid_argument);
+  CHECK(rcpu::compensation_from_string("rotation_ridge") == rcpu::Compensation::rotation_ridge);
+  std::string what;
+  try {
+    rcpu::compensation_from_string("rotation-ridge");
+  } catch (const rcpu::invalid_argument& e) {
+    what = e.what();
+  }
+  CHECK(what.find("rotation_ridge") != std::string::npos);  // the list of methods names it
 }

@@ -287,24 +287,36 @@ TEST_CASE("GramPrecision::input_blocks: float partial Grams summed in double", "
   CHECK(rel_diff(dd.gram(), exact.gram()) <= 1e-13);
 }
 
-TEST_CASE("the ridge's Cholesky path equals the normal equations", "[fast_paths][compensation]") {
-  Rng rng(100);
-  const Eigen::Index d_out = 9, d_in = 300, n = 800;  // d_in > 256: two panels of kept columns
-  const Eigen::MatrixXd X = rng.normal(n, d_in);
-  const Eigen::MatrixXd W = rng.normal(d_out, d_in);
-  rcpu::Statistics<double> st(d_in);
-  st.update(X);
-  std::vector<rcpu::Index> kept;
-  for (rcpu::Index j = d_in - 1; j >= 0; j -= 1)
-    if (j % 7 != 3) kept.push_back(j);  // unsorted, gaps
-  rcpu::CompensationOptions opt;
-  opt.lambda = 3.0;
-  const auto r = rcpu::compensate(W, st, kept, rcpu::Compensation::proximal_ridge, opt);
-  const Eigen::MatrixXd G = st.gram(), WK = W(Eigen::all, kept);
-  Eigen::MatrixXd H = G(kept, kept);
-  H.diagonal().array() += opt.lambda;
-  const Eigen::MatrixXd rhs = W * G(Eigen::all, kept) + opt.lambda * WK;
-  const Eigen::MatrixXd expect = H.ldlt().solve(rhs.transpose()).transpose();
-  CHECK(rel_diff(r.weight, expect) <= 1e-10);
-  CHECK(r.report.info == rcpu::Info::success);
+TEST_CASE("the ridges' Cholesky path equals the normal equations", "[fast_paths][compensation]") {
+  // proximal_ridge pulls toward W_K, rotation_ridge toward Q W_K; both solve (A + lambda P)(G_KK + lambda I)^-1.
+  for (const auto method : {rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation_ridge}) {
+    INFO(rcpu::to_string(method));
+    Rng rng(100);
+    const Eigen::Index d_out = 9, d_in = 300, n = 800;  // d_in > 256: two panels of kept columns
+    const Eigen::MatrixXd X = rng.normal(n, d_in);
+    const Eigen::MatrixXd W = rng.normal(d_out, d_in);
+    rcpu::Statistics<double> st(d_in);
+    st.update(X);
+    std::vector<rcpu::Index> kept;
+    for (rcpu::Index j = d_in - 1; j >= 0; j -= 1)
+      if (j % 7 != 3) kept.push_back(j);  // unsorted, gaps
+    rcpu::CompensationOptions opt;
+    opt.lambda = 3.0;
+    const auto r = rcpu::compensate(W, st, kept, method, opt);
+    const Eigen::MatrixXd G = st.gram(), WK = W(Eigen::all, kept);
+    const Eigen::MatrixXd A = W * G(Eigen::all, kept);
+    Eigen::MatrixXd prior = WK;
+    if (method == rcpu::Compensation::rotation_ridge) {
+      // Q = U V^T of M = W G[:,K] W_K^T by an independent SVD (M has full rank: Q is unique).
+      Eigen::JacobiSVD<Eigen::MatrixXd> svd(A * WK.transpose(), Eigen::ComputeFullU | Eigen::ComputeFullV);
+      const Eigen::MatrixXd Q = svd.matrixU() * svd.matrixV().transpose();
+      CHECK(rel_diff(r.rotation, Q) <= 1e-10);
+      prior = Q * WK;
+    }
+    Eigen::MatrixXd H = G(kept, kept);
+    H.diagonal().array() += opt.lambda;
+    const Eigen::MatrixXd expect = H.ldlt().solve((A + opt.lambda * prior).transpose()).transpose();
+    CHECK(rel_diff(r.weight, expect) <= 1e-10);
+    CHECK(r.report.info == rcpu::Info::success);
+  }
 }

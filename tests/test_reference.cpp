@@ -87,11 +87,13 @@ TEMPLATE_TEST_CASE("rcpu matches numpy/scipy on the reference problem", "[refere
     const auto kept = as_indices(ref["kept"]);
     for (auto method : {rcpu::Compensation::none, rcpu::Compensation::bias, rcpu::Compensation::rotation,
                         rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias,
-                        rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge}) {
+                        rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge,
+                        rcpu::Compensation::rotation_ridge}) {
       const std::string name = rcpu::to_string(method);
       INFO("method " << name);
       rcpu::CompensationOptions opt;
-      opt.lambda = method == rcpu::Compensation::proximal_ridge ? lambda_prox : lambda_ls;
+      const bool prox = method == rcpu::Compensation::proximal_ridge || method == rcpu::Compensation::rotation_ridge;
+      opt.lambda = prox ? lambda_prox : lambda_ls;
       opt.geometry = true;
       const auto r = rcpu::compensate(W, b, st, kept, method, opt);
       CHECK(rel_diff(r.weight, ref["weight_" + name]) <= t_weights);

@@ -1,25 +1,48 @@
-// rcpu-prune-study: the RCPU paper's comparison (Table 1 and its ablation) re-run on a real LLaMA-family
-// model with rcpu::model::prune_models(), plus the studies the paper lacks (GQA rules, FLAP's adaptive
-// allocation, a ridge lambda sweep chosen on held-out text, a calibration-size sweep, distribution shift).
-// Writes CSV files; scripts/render_results.py turns them into docs/results.md and its figures, and
-// scripts/reproduce_results.sh runs both (the one command).
+// rcpu-prune-study: the RCPU paper's comparison (Table 1, Table 2 and the ablation) re-run on a real
+// LLaMA-family model with rcpu::model::prune_models(), plus the studies the paper lacks (GQA rules,
+// FLAP's adaptive allocation, a ridge lambda sweep chosen on held-out text, the ridge toward the
+// rotation, a calibration-size sweep, distribution shift, calibration seeds, dense vs layer-by-layer
+// statistics). Writes CSV files; scripts/render_results.py turns them into docs/results.md and its
+// figures, and scripts/reproduce_results.sh runs both (the one command).
 //
 //   rcpu-prune-study --model M.gguf --text wikitext-2-raw-test.txt [--shift-text corpus.txt] --out DIR
-//                    [--threads 2] [--calib-windows 128] [--eval-windows 48] [--val-windows 24]
-//                    [--ratios 0.1,0.2,0.3] [--lambdas 0.003,0.03,0.3] [--sweep-sizes 8,...,512]
-//                    [--sweep-ratio 0.2] [--studies main,ablation,ridge,gqa,adaptive,sweep,shift]
-//                    [--ridge-ratios 0.2] [--ablation-ratios 0.2]
-//                    [--seed 20251009] [--seq 128] [--chunk-windows 32] [--lockstep 4]
+//                    [--zeroshot-dir DATA] [--zeroshot-per-task 500] [--budget-minutes M] [--cache DIR]
+//                    [--threads 2] [--calib-windows 128] [--eval-windows 0] [--side-eval-windows 48]
+//                    [--val-windows 24] [--ratios 0.1,0.2,0.3] [--lambdas 0.003,0.03,0.3]
+//                    [--sweep-sizes 8,...,512] [--sweep-ratio 0.2] [--seeds 1,2]
+//                    [--studies main,ridge,rotation_ridge,seeds,shift,statistics,ablation,gqa,adaptive,sweep]
+//                    [--ridge-ratios 0.2] [--ablation-ratios 0.2] [--seed 20251009] [--seq 128]
+//                    [--chunk-windows 32] [--lockstep 4]
+//                    [--statistics-methods flap,flap_alam,rcpu_rotation] [--statistics-ratios 0.2]
 //
-// Time (the whole default plan must stay within 90 minutes on 2 cores): ridge's lambda is swept on
-// validation windows at the --ridge-ratios (default: the sweep ratio) and the chosen value is used at
-// every other ratio; the ablation runs at the --ablation-ratios (default: the sweep ratio).
+// Evaluations. The runs of the paper's tables (dense; Wanda-sp, FLAP with both statistics sources,
+// RCPU score without compensation, rotation, rotation + scale, rotation + bias, the ridge and the ridge
+// toward the rotation at their lambdas chosen on validation; the seeds, shift and statistics studies)
+// are evaluated on every test window (--eval-windows 0 = all) and, with --zeroshot-dir, on the seven
+// zero-shot tasks (rcpu/model/zeroshot.hpp; --zeroshot-per-task documents each, an evenly spaced fixed
+// subset). The other runs (ablation, GQA rules, adaptive allocation, calibration sweep, and rcpu's extra
+// rotation variants) on the --side-eval-windows evenly spaced test windows only; every run's perplexity
+// on those side windows is in runs.csv (side_ppl), so side tables compare like with like.
+//
+// Resumable. Each finished run is saved in the cache folder (default OUT/cache, one JSON file per run,
+// holding its definition: method, options, calibration, seed, model and text) and a later invocation
+// with the same settings takes it from there instead of running it again; --budget-minutes stops
+// cleanly before a run that would not finish in time. The CSV files are rewritten from every finished run
+// after each run, and meta.csv says how many runs of the plan are still missing (the renderer marks them).
+// Plan order: dense, then the comparison at the sweep ratio (20%), then the other ratios, then the other
+// studies, so that a partial run holds the most important numbers first.
+//
+// Ridge lambdas are swept on validation windows at the --ridge-ratios (default: every ratio; a ratio
+// without a sweep takes the value chosen at the nearest swept ratio), for the ridge and, with its own
+// sweep, the ridge toward the rotation: the paper's LS(lambda_best).
+// The seeds study repeats FLAP, the rotation, rotation + scale and the ridge (its lambda from the main
+// seed) at the sweep ratio with calibration windows drawn with each --seeds value.
 //
 // Protocol (METHOD.md section 5, as the issue fixes it): the WikiText-2 test split is prepared as the
 // paper's evaluation does (lines joined with "\n\n") and tokenized once; its first half of tokens gives
 // calibration windows (random starts, fixed seed) and validation windows (aligned, disjoint from every
-// calibration window); its second half is cut into non-overlapping windows, of which a fixed, evenly
-// spaced subset is evaluated (the same windows for every method).
+// calibration window of the main seed); its second half is cut into non-overlapping windows, which are
+// evaluated (all, or a fixed evenly spaced subset: the same windows for every method).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,6 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
@@ -39,13 +63,16 @@
 #include <thread>
 #include <vector>
 
-#include <rcpu/kernels.hpp>
 #include <rcpu/io/gguf.hpp>
+#include <rcpu/io/json.hpp>
+#include <rcpu/kernels.hpp>
+#include <rcpu/model/bootstrap.hpp>
 #include <rcpu/model/llama.hpp>
 #include <rcpu/model/methods.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/tokenizer.hpp>
+#include <rcpu/model/zeroshot.hpp>
 
 #ifdef RCPU_TOOL_OPENBLAS
 extern "C" void openblas_set_num_threads(int);
@@ -158,7 +185,32 @@ std::string utc_now() {
 struct Eval {
   double ppl = NAN, nll = NAN, seconds = 0;
   Index windows = 0;
-  std::vector<double> window_nll;
+  std::vector<Index> idx;          // the windows evaluated (indices into the split's windows)
+  std::vector<double> window_nll;  // their mean cross-entropies, in the same order
+};
+
+// Zero-shot outcome of one task: accuracies and, per document, whether the paper's metric counts it right.
+struct TaskScore {
+  std::string task;
+  double acc = NAN, acc_norm = NAN, value = NAN;
+  std::string correct;  // '1' / '0' per document, in the task's document order
+};
+
+struct ZeroShot {
+  Index per_task = 0;
+  double seconds = 0;
+  Index tokens = 0;
+  std::vector<TaskScore> tasks;
+  double mean() const {
+    double s = 0;
+    for (const TaskScore& t : tasks) s += t.value;
+    return tasks.empty() ? NAN : s / double(tasks.size());
+  }
+  const TaskScore* find(const std::string& name) const {
+    for (const TaskScore& t : tasks)
+      if (t.task == name) return &t;
+    return nullptr;
+  }
 };
 
 struct Run {
@@ -167,12 +219,17 @@ struct Run {
   PipelineOptions opt;
   std::string corpus = "wikitext";
   Index calib_windows = 128;
+  std::uint64_t seed = 0;
   bool want_test = true, want_val = false;
+  bool full_test = false;      // every test window (else the side windows)
+  bool want_zeroshot = false;  // the seven tasks (when the study has them)
   // Results.
-  bool done = false;
+  bool done = false, cached = false;
   Index params = 0, params_dense = 0, heads = 0, kv_heads = 0, channels = 0;
   double prune_seconds = 0, load_at_start = -1;
   Eval test, val;
+  ZeroShot zs;
+  std::vector<std::string> layer_lines;  // layers.csv rows without the key
 };
 
 // The methods of the comparison, by id (rcpu/model/methods.hpp). Ridge ids carry their relative
@@ -199,19 +256,40 @@ const std::map<std::string, std::string>& method_names() {
   return names;
 }
 
+bool is_ridge(const std::string& id) { return id == "ridge" || id == "rcpu_rotation_ridge"; }
+
 struct Settings {
-  std::string model, text, shift_text, out;
+  std::string model, text, shift_text, out, cache, zeroshot_dir;
   int threads = 2;
-  Index seq = 128, calib = 128, eval_windows = 48, val_windows = 24, chunk = 32, lockstep = 4;
+  Index seq = 128, calib = 128, eval_windows = 0, side_eval_windows = 48, val_windows = 24, chunk = 32, lockstep = 4;
+  Index zeroshot_per_task = 500;
+  double budget_minutes = 0;
   std::uint64_t seed = 20251009;
   std::vector<double> ratios{0.1, 0.2, 0.3}, lambdas{3e-3, 3e-2, 3e-1}, sizes{8, 16, 32, 64, 128, 256, 512};
-  // Empty: the sweep ratio only.
+  std::vector<double> seeds{1, 2};  // the seeds study: calibration drawn with these seeds too
+  // Empty: every ratio (ridge), the sweep ratio (ablation).
   std::vector<double> ridge_ratios, ablation_ratios;
+  // The study `statistics`: these methods with both statistics sources; empty ratios: the sweep ratio.
+  std::vector<std::string> statistics_methods{"flap", "flap_alam", "rcpu_rotation"};
+  std::vector<double> statistics_ratios;
   double sweep_ratio = 0.2, gqa_ratio = 1.0 / 3.0;
-  std::set<std::string> studies{"main", "ablation", "ridge", "gqa", "adaptive", "sweep", "shift"};
+  std::set<std::string> studies{"main",     "ridge", "rotation_ridge", "seeds", "shift", "statistics",
+                                "ablation", "gqa",   "adaptive",       "sweep"};
 };
 
 std::string ratio_tag(double r) { return fixed(r * 100, 1); }
+
+// Studies whose runs get every test window and the zero-shot tasks.
+bool full_study(const std::string& s) {
+  return s == "main" || s == "ridge_best" || s == "rotation_ridge_best" || s == "seeds" || s == "shift" ||
+         s == "statistics";
+}
+// Methods of the paper's tables (the main study's other rows, rcpu's extra rotation variants, get the
+// side windows only).
+bool table_method(const std::string& id) {
+  return id == "dense" || id == "wanda_sp" || id == "flap" || id == "rcpu_none" || id == "rcpu_rotation" ||
+         id == "rcpu_rotation_scale" || id == "rcpu_rotation_bias" || is_ridge(id) || id == "flap_alam";
+}
 
 class Study {
  public:
@@ -220,41 +298,61 @@ class Study {
 
  private:
   Run& add(const std::string& study, const std::string& method_id, double ratio, const std::string& corpus,
-           Index calib, double rel_lambda = 0, const std::string& variant = "");
-  // Runs a lockstep group, evaluates each run, and hands each pruned model to `keep` (if set).
-  void execute(std::vector<Run*> group,
+           Index calib, double rel_lambda = 0, const std::string& variant = "", std::uint64_t seed = 0);
+  // Sets what a run is evaluated on from its studies and method.
+  void set_evaluations(Run& r) const;
+  // Runs a lockstep group (those of its runs the cache does not already hold, within the time budget),
+  // evaluates each run, and hands each pruned model to `keep` (if set). False when the budget stopped it.
+  bool execute(std::vector<Run*> group,
                const std::function<void(Run&, PipelineResult&)>& keep = std::function<void(Run&, PipelineResult&)>());
+  void evaluate_run(Run& r, const rcpu::model::LlamaModel& m);
   Eval evaluate(const rcpu::model::LlamaModel& m, const std::vector<std::int32_t>& tokens,
                 const std::vector<Index>& windows, const std::string& what);
-  std::vector<std::int32_t> calibration(const std::string& corpus, Index windows) const;
-  void write_runs() const;
-  void append_layers(const Run& r, const PipelineResult& res);
-  void append_windows(const Run& r, bool test = true, bool val = true);
-  void progress_line(const std::string& what, double frac_of_run);
+  ZeroShot zeroshot(const rcpu::model::LlamaModel& m, const std::string& what);
+  std::vector<std::int32_t> calibration(const std::string& corpus, Index windows, std::uint64_t seed);
+  void write_outputs() const;
+  void write_comparisons() const;
+  void progress_line(const std::string& what);
   double remaining_cost() const;
   double run_cost(const Run& r) const;
+  bool over_budget(const std::vector<Run*>& group) const;
+  // The cache.
+  std::string definition(const Run& r) const;
+  std::string cache_path(const Run& r) const;
+  bool satisfied(const Run& r) const;
+  bool load_cached(Run& r);
+  void save_cached(const Run& r) const;
+  double side_ppl(const Run& r) const;
 
   Settings m_s;
   rcpu::model::LlamaModel m_dense;
+  rcpu::model::Tokenizer m_tok;
+  std::vector<rcpu::model::ZeroShotTask> m_tasks;
   std::vector<std::int32_t> m_tokens, m_first, m_second, m_shift;
-  std::vector<Index> m_calib_starts, m_shift_starts, m_test_windows, m_val_windows;
+  std::map<std::uint64_t, std::vector<Index>> m_calib_starts;  // per seed
+  std::vector<Index> m_shift_starts, m_test_windows, m_side_windows, m_val_windows;
+  Index m_max_calib = 0, m_test_total = 0;
   std::vector<std::unique_ptr<Run>> m_runs;
   std::map<std::string, Run*> m_by_key;
   Clock::time_point m_t0;
-  double m_pipe_rate = -1, m_eval_rate = -1;  // seconds per calibration window (x layers) / per eval window
-  Index m_runs_done = 0;
-  std::string m_current;
+  double m_pipe_rate = -1, m_eval_rate = -1, m_zs_rate = -1;  // s per calibration window / eval window / zero-shot
+  Index m_runs_done = 0, m_runs_cached = 0;
+  bool m_stopped = false;
+  std::string m_model_id;
 };
 
 Run& Study::add(const std::string& study, const std::string& method_id, double ratio, const std::string& corpus,
-                Index calib, double rel_lambda, const std::string& variant) {
+                Index calib, double rel_lambda, const std::string& variant, std::uint64_t seed) {
+  if (seed == 0) seed = m_s.seed;
   std::ostringstream key;
   key << method_id << (variant.empty() ? "" : "-" + variant) << "-r" << ratio_tag(ratio) << "-" << corpus << calib;
-  if (method_id == "ridge") key << "-a" << fmt(rel_lambda, 3);
+  if (is_ridge(method_id)) key << "-a" << fmt(rel_lambda, 3);
+  if (seed != m_s.seed) key << "-s" << seed;
   const std::string k = key.str();
   auto it = m_by_key.find(k);
   if (it != m_by_key.end()) {
     it->second->studies.insert(study);
+    set_evaluations(*it->second);
     return *it->second;
   }
   auto r = std::make_unique<Run>();
@@ -267,24 +365,46 @@ Run& Study::add(const std::string& study, const std::string& method_id, double r
   r->opt.label = k;
   r->corpus = corpus;
   r->calib_windows = calib;
+  r->seed = seed;
+  set_evaluations(*r);
   Run& ref = *r;
   m_by_key[k] = r.get();
   m_runs.push_back(std::move(r));
   return ref;
 }
 
-std::vector<std::int32_t> Study::calibration(const std::string& corpus, Index windows) const {
-  const std::vector<Index>& starts = corpus == "wikitext" ? m_calib_starts : m_shift_starts;
-  const std::vector<std::int32_t>& toks = corpus == "wikitext" ? m_tokens : m_shift;
-  if (windows > Index(starts.size())) die("not enough calibration windows drawn");
-  return rcpu::model::gather_windows(toks, std::vector<Index>(starts.begin(), starts.begin() + windows), m_s.seq);
+void Study::set_evaluations(Run& r) const {
+  bool full = false;
+  for (const std::string& s : r.studies) full = full || full_study(s);
+  // The main study's extra rotation variants keep the side windows.
+  if (r.studies.count("main") && !table_method(r.method_id)) {
+    full = false;
+    for (const std::string& s : r.studies) full = full || (s != "main" && full_study(s));
+  }
+  r.full_test = full;
+  r.want_zeroshot = full && !m_tasks.empty();
+}
+
+std::vector<std::int32_t> Study::calibration(const std::string& corpus, Index windows, std::uint64_t seed) {
+  if (corpus != "wikitext") {
+    if (windows > Index(m_shift_starts.size())) die("not enough calibration windows drawn");
+    return rcpu::model::gather_windows(m_shift, std::vector<Index>(m_shift_starts.begin(), m_shift_starts.begin() + windows),
+                                       m_s.seq);
+  }
+  auto it = m_calib_starts.find(seed);
+  if (it == m_calib_starts.end())
+    it = m_calib_starts.emplace(seed, rcpu::model::random_windows(0, Index(m_first.size()), m_s.seq, m_max_calib, seed)).first;
+  if (windows > Index(it->second.size())) die("not enough calibration windows drawn");
+  return rcpu::model::gather_windows(m_tokens, std::vector<Index>(it->second.begin(), it->second.begin() + windows), m_s.seq);
 }
 
 double Study::run_cost(const Run& r) const {
   const double pipe = m_pipe_rate > 0 ? m_pipe_rate : 1.6 * (m_eval_rate > 0 ? m_eval_rate : 0.5);
   const double ev = m_eval_rate > 0 ? m_eval_rate : 0.5;
-  return pipe * double(r.calib_windows) + ev * double((r.want_test ? m_test_windows.size() : 0) +
-                                                      (r.want_val ? m_val_windows.size() : 0));
+  const double zs = r.want_zeroshot ? (m_zs_rate > 0 ? m_zs_rate : 900.0) : 0.0;
+  return pipe * double(r.calib_windows) + zs +
+         ev * double((r.want_test ? (r.full_test ? m_test_windows.size() : m_side_windows.size()) : 0) +
+                     (r.want_val ? m_val_windows.size() : 0));
 }
 
 double Study::remaining_cost() const {
@@ -294,12 +414,19 @@ double Study::remaining_cost() const {
   return c;
 }
 
-void Study::progress_line(const std::string& what, double frac_of_run) {
+bool Study::over_budget(const std::vector<Run*>& group) const {
+  if (m_s.budget_minutes <= 0) return false;
+  double cost = 0;
+  for (const Run* r : group) cost += run_cost(*r);
   const double elapsed = std::chrono::duration<double>(Clock::now() - m_t0).count();
-  double remaining = remaining_cost();
-  (void)frac_of_run;
-  std::cerr << "[" << hms(elapsed) << " | " << m_runs_done << "/" << m_runs.size() << " runs done | ETA "
-            << hms(remaining) << " | load " << fixed(load1(), 2) << "] " << what << "\n"
+  return elapsed + cost > 60.0 * m_s.budget_minutes;
+}
+
+void Study::progress_line(const std::string& what) {
+  const double elapsed = std::chrono::duration<double>(Clock::now() - m_t0).count();
+  std::cerr << "[" << hms(elapsed) << " | " << m_runs_done << "/" << m_runs.size() << " runs done (" << m_runs_cached
+            << " from the cache) | left ~" << hms(remaining_cost()) << " | load " << fixed(load1(), 2) << "] " << what
+            << "\n"
             << std::flush;
 }
 
@@ -315,6 +442,7 @@ Eval Study::evaluate(const rcpu::model::LlamaModel& m, const std::vector<std::in
   e.nll = r.mean_nll;
   e.seconds = r.seconds;
   e.windows = r.windows;
+  e.idx = windows;
   e.window_nll = r.window_nll;
   const double rate = r.seconds / double(std::max<Index>(1, r.windows));
   m_eval_rate = m_eval_rate < 0 ? rate : 0.5 * (m_eval_rate + rate);
@@ -323,194 +451,697 @@ Eval Study::evaluate(const rcpu::model::LlamaModel& m, const std::vector<std::in
   return e;
 }
 
-void Study::execute(std::vector<Run*> group, const std::function<void(Run&, PipelineResult&)>& keep) {
+ZeroShot Study::zeroshot(const rcpu::model::LlamaModel& m, const std::string& what) {
+  ZeroShot z;
+  z.per_task = m_s.zeroshot_per_task;
+  rcpu::model::ZeroShotOptions zo;
+  zo.progress = &std::cerr;
+  for (const rcpu::model::ZeroShotTask& task : m_tasks) {
+    const rcpu::model::ZeroShotResult r = rcpu::model::evaluate_zeroshot(m, m_tok, task, zo);
+    TaskScore t;
+    t.task = task.name;
+    t.acc = r.acc;
+    t.acc_norm = r.acc_norm;
+    t.value = r.paper_value();
+    for (double c : r.paper_correct()) t.correct += c > 0.5 ? '1' : '0';
+    z.seconds += r.seconds;
+    z.tokens += r.tokens_processed;
+    z.tasks.push_back(std::move(t));
+  }
+  m_zs_rate = m_zs_rate < 0 ? z.seconds : 0.5 * (m_zs_rate + z.seconds);
+  std::cerr << "    " << what << ": zero-shot mean " << fixed(100 * z.mean(), 2) << " (" << fixed(z.seconds, 0) << " s, "
+            << fixed(double(z.tokens) / std::max(1e-9, z.seconds), 0) << " tok/s)\n";
+  return z;
+}
+
+void Study::evaluate_run(Run& r, const rcpu::model::LlamaModel& m) {
+  if (r.want_val) r.val = evaluate(m, m_first, m_val_windows, r.key + " [validation]");
+  if (r.want_test)
+    r.test = evaluate(m, m_second, r.full_test ? m_test_windows : m_side_windows, r.key + " [test]");
+  if (r.want_zeroshot) r.zs = zeroshot(m, r.key);
+}
+
+bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, PipelineResult&)>& keep) {
+  std::vector<Run*> todo;
+  for (Run* r : group) {
+    set_evaluations(*r);
+    if (satisfied(*r)) continue;
+    if (load_cached(*r)) {
+      ++m_runs_cached;
+      ++m_runs_done;
+      std::cerr << "  " << r->key << ": from the cache\n";
+      continue;
+    }
+    todo.push_back(r);
+  }
+  if (todo.empty()) return true;
+  if (m_stopped || over_budget(todo)) {
+    m_stopped = true;
+    return false;
+  }
   std::vector<PipelineOptions> configs;
   std::string names;
-  for (Run* r : group) {
+  for (Run* r : todo) {
     configs.push_back(r->opt);
     names += (names.empty() ? "" : ", ") + r->key;
     r->load_at_start = load1();
   }
-  const std::vector<std::int32_t> calib = calibration(group.front()->corpus, group.front()->calib_windows);
-  progress_line("pruning: " + names, 0);
+  const std::vector<std::int32_t> calib = calibration(todo.front()->corpus, todo.front()->calib_windows, todo.front()->seed);
+  progress_line("pruning: " + names);
   const auto t0 = Clock::now();
-  Index layers_done = 0;
   const auto on_layer = [&](Index l, Index n) {
-    layers_done = l + 1;
     if ((l + 1) % 10 == 0 || l + 1 == n)
-      progress_line("  layer " + std::to_string(l + 1) + "/" + std::to_string(n) + " of " + names, double(l + 1) / double(n));
+      progress_line("  layer " + std::to_string(l + 1) + "/" + std::to_string(n) + " of " + names);
   };
   std::vector<PipelineResult> res = rcpu::model::prune_models(m_dense, calib, configs, nullptr, on_layer);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   // Seconds per calibration window and configuration (lockstep sharing makes groups a bit cheaper).
-  const double rate = secs / double(group.front()->calib_windows * Index(group.size()));
+  const double rate = secs / double(todo.front()->calib_windows * Index(todo.size()));
   m_pipe_rate = m_pipe_rate < 0 ? rate : 0.7 * m_pipe_rate + 0.3 * rate;
-  (void)layers_done;
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    Run& r = *group[i];
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    Run& r = *todo[i];
     PipelineResult& p = res[i];
     r.params = p.parameters;
     r.params_dense = p.parameters_dense;
     r.prune_seconds = p.seconds;
+    r.heads = r.kv_heads = r.channels = 0;
     for (const auto& L : p.layers) {
       r.heads += L.heads;
       r.kv_heads += L.kv_heads;
       r.channels += L.channels;
     }
-    if (r.want_val) r.val = evaluate(p.model, m_first, m_val_windows, r.key + " [validation]");
-    if (r.want_test) r.test = evaluate(p.model, m_second, m_test_windows, r.key + " [test]");
-    append_layers(r, p);
-    append_windows(r);
+    r.layer_lines.clear();
+    for (const auto& L : p.layers) {
+      std::ostringstream f;
+      f << L.layer << "," << L.heads << "," << L.kv_heads << "," << L.channels << "," << L.parameters << ","
+        << L.attention_pruned << "," << L.mlp_pruned << "," << fmt(L.attention.before.relative_error, 6) << ","
+        << fmt(L.attention.after.relative_error, 6) << "," << fmt(L.attention.after.cosine, 8) << ","
+        << fmt(L.attention.after.norm_ratio, 6) << "," << fmt(L.mlp.before.relative_error, 6) << ","
+        << fmt(L.mlp.after.relative_error, 6) << "," << fmt(L.mlp.after.cosine, 8) << "," << fmt(L.mlp.after.norm_ratio, 6)
+        << "," << fmt(L.lambda_attention, 6) << "," << fmt(L.lambda_mlp, 6) << "," << L.det_attention << "," << L.det_mlp
+        << "," << L.attention.rank_m << "," << fmt(L.attention.condition_m, 4) << "," << L.mlp.rank_m << ","
+        << fmt(L.mlp.condition_m, 4) << "," << fixed(L.seconds_dense, 3) << "," << fixed(L.seconds_prune, 3) << ","
+        << fixed(L.seconds_forward, 3) << "," << L.shared_with;
+      r.layer_lines.push_back(f.str());
+    }
+    evaluate_run(r, p.model);
     r.done = true;
+    r.cached = false;
     ++m_runs_done;
-    write_runs();
+    save_cached(r);
+    write_outputs();
     if (keep) keep(r, p);
   }
+  return true;
 }
 
-void Study::write_runs() const {
-  std::ofstream f(m_s.out + "/runs.csv");
-  f << "key,studies,method_id,method,score,compensation,ratio,attention_ratio,mlp_ratio,gqa,allocation,o_proj_rotation,"
-       "relative_lambda,compensate_attention,compensate_mlp,proper_rotation,calib_corpus,calib_windows,params,"
-       "params_dense,heads,kv_heads,channels,prune_seconds,load_at_start,test_ppl,test_nll,test_windows,test_seconds,"
-       "val_ppl,val_nll,val_windows,val_seconds\n";
-  for (const auto& rp : m_runs) {
-    const Run& r = *rp;
-    if (!r.done) continue;
-    std::string studies;
-    for (const auto& s : r.studies) studies += (studies.empty() ? "" : ";") + s;
-    const PipelineOptions& o = r.opt;
-    f << r.key << "," << studies << "," << r.method_id << ",\"" << r.method << "\"," << rcpu::to_string(o.score) << ","
-      << rcpu::to_string(o.compensation) << "," << fmt(o.ratio, 6) << "," << fmt(o.heads_ratio(), 6) << ","
-      << fmt(o.channels_ratio(), 6) << "," << rcpu::model::to_string(o.gqa) << "," << rcpu::model::to_string(o.allocation)
-      << "," << rcpu::model::to_string(o.o_proj_rotation) << "," << fmt(o.relative_lambda, 6) << ","
-      << o.compensate_attention << "," << o.compensate_mlp << "," << o.compensation_options.procrustes.proper_rotation
-      << "," << r.corpus << "," << r.calib_windows << "," << r.params << "," << r.params_dense << "," << r.heads << ","
-      << r.kv_heads << "," << r.channels << "," << fixed(r.prune_seconds, 2) << "," << fixed(r.load_at_start, 2) << ","
-      << fmt(r.test.ppl, 8) << "," << fmt(r.test.nll, 10) << "," << r.test.windows << "," << fixed(r.test.seconds, 2)
-      << "," << fmt(r.val.ppl, 8) << "," << fmt(r.val.nll, 10) << "," << r.val.windows << "," << fixed(r.val.seconds, 2)
-      << "\n";
+// ------------------------------------------------------------------------------------------------
+// The cache: one JSON file per finished run, keyed by everything that defines the run.
+
+std::string Study::definition(const Run& r) const {
+  const PipelineOptions& o = r.opt;
+  std::ostringstream d;
+  d << "model=" << m_model_id << ";text_tokens=" << m_tokens.size() << ";seq=" << m_s.seq << ";method=" << r.method_id
+    << ";score=" << rcpu::to_string(o.score) << ";compensation=" << rcpu::to_string(o.compensation)
+    << ";ratio=" << fmt(o.ratio, 10) << ";attention_ratio=" << fmt(o.heads_ratio(), 10)
+    << ";mlp_ratio=" << fmt(o.channels_ratio(), 10) << ";gqa=" << rcpu::model::to_string(o.gqa)
+    << ";allocation=" << rcpu::model::to_string(o.allocation) << ";o_proj_rotation=" << rcpu::model::to_string(o.o_proj_rotation)
+    << ";statistics=" << rcpu::model::to_string(o.statistics) << ";relative_lambda=" << fmt(o.relative_lambda, 10)
+    << ";compensate=" << o.compensate_attention << o.compensate_mlp
+    << ";proper=" << o.compensation_options.procrustes.proper_rotation << ";round_to=" << o.round_to
+    << ";corpus=" << r.corpus << ";calib_windows=" << r.calib_windows << ";seed=" << r.seed;
+  if (r.corpus != "wikitext") d << ";shift_tokens=" << m_shift.size();
+  return d.str();
+}
+
+std::string Study::cache_path(const Run& r) const { return m_s.cache + "/" + r.key + ".json"; }
+
+// Whether a finished run has every evaluation it now needs.
+bool Study::satisfied(const Run& r) const {
+  if (!r.done) return false;
+  if (r.want_val && r.val.windows != Index(m_val_windows.size())) return false;
+  if (r.want_test) {
+    const std::vector<Index>& want = r.full_test ? m_test_windows : m_side_windows;
+    // Any superset of the wanted windows will do (the side windows are a subset of all of them).
+    std::set<Index> have(r.test.idx.begin(), r.test.idx.end());
+    for (Index w : want)
+      if (!have.count(w)) return false;
+  }
+  if (r.want_zeroshot) {
+    if (r.zs.per_task != m_s.zeroshot_per_task) return false;
+    for (const auto& t : m_tasks) {
+      const TaskScore* s = r.zs.find(t.name);
+      if (s == nullptr || s->correct.size() != t.docs.size()) return false;
+    }
+  }
+  return true;
+}
+
+namespace json_out {
+std::string str(const std::string& s) {
+  std::string o = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      o += ' ';
+      continue;
+    }
+    o += c;
+  }
+  return o + "\"";
+}
+std::string num(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream os;
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+template <typename T>
+std::string list(const std::vector<T>& v) {
+  std::string o = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) o += ",";
+    if constexpr (std::is_same<T, double>::value)
+      o += num(v[i]);
+    else
+      o += std::to_string(v[i]);
+  }
+  return o + "]";
+}
+}  // namespace json_out
+
+void Study::save_cached(const Run& r) const {
+  using namespace json_out;
+  std::filesystem::create_directories(m_s.cache);
+  std::ostringstream f;
+  const auto eval = [&](const Eval& e) {
+    if (e.windows == 0) return std::string("null");
+    return "{\"seconds\":" + num(e.seconds) + ",\"windows\":" + list(e.idx) + ",\"nll\":" + list(e.window_nll) + "}";
+  };
+  f << "{\"key\":" << str(r.key) << ",\"definition\":" << str(definition(r)) << ",\"params\":" << r.params
+    << ",\"params_dense\":" << r.params_dense << ",\"heads\":" << r.heads << ",\"kv_heads\":" << r.kv_heads
+    << ",\"channels\":" << r.channels << ",\"prune_seconds\":" << num(r.prune_seconds)
+    << ",\"load_at_start\":" << num(r.load_at_start) << ",\n\"test\":" << eval(r.test) << ",\n\"val\":" << eval(r.val)
+    << ",\n\"zeroshot\":";
+  if (r.zs.tasks.empty()) {
+    f << "null";
+  } else {
+    f << "{\"per_task\":" << r.zs.per_task << ",\"seconds\":" << num(r.zs.seconds) << ",\"tokens\":" << r.zs.tokens
+      << ",\"tasks\":[";
+    for (std::size_t i = 0; i < r.zs.tasks.size(); ++i) {
+      const TaskScore& t = r.zs.tasks[i];
+      f << (i ? ",\n" : "\n") << "{\"task\":" << str(t.task) << ",\"acc\":" << num(t.acc) << ",\"acc_norm\":" << num(t.acc_norm)
+        << ",\"value\":" << num(t.value) << ",\"correct\":" << str(t.correct) << "}";
+    }
+    f << "]}";
+  }
+  f << ",\n\"layers\":[";
+  for (std::size_t i = 0; i < r.layer_lines.size(); ++i) f << (i ? ",\n" : "\n") << str(r.layer_lines[i]);
+  f << "]}\n";
+  // Written whole, then renamed: an interrupted run leaves no half file.
+  const std::string path = cache_path(r), tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << f.str();
+    if (!out) die("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+bool Study::load_cached(Run& r) {
+  const std::string path = cache_path(r);
+  if (!std::ifstream(path).good()) return false;
+  try {
+    const rcpu::io::Json j = rcpu::io::parse_json(read_text(path));
+    if (j.at("definition").as_string() != definition(r)) {
+      std::cerr << "  " << r.key << ": the cached run was made with other settings; running it again\n";
+      return false;
+    }
+    Run c = r;  // filled, then kept only if it has what is needed
+    c.params = j.at("params").as_int();
+    c.params_dense = j.at("params_dense").as_int();
+    c.heads = j.at("heads").as_int();
+    c.kv_heads = j.at("kv_heads").as_int();
+    c.channels = j.at("channels").as_int();
+    c.prune_seconds = j.at("prune_seconds").as_number();
+    c.load_at_start = j.at("load_at_start").is_null() ? -1 : j.at("load_at_start").as_number();
+    const auto eval = [&](const rcpu::io::Json& e) {
+      Eval out;
+      if (e.is_null()) return out;
+      out.seconds = e.at("seconds").as_number();
+      for (const auto& w : e.at("windows").as_array()) out.idx.push_back(w.as_int());
+      for (const auto& x : e.at("nll").as_array()) out.window_nll.push_back(x.as_number());
+      out.windows = Index(out.idx.size());
+      double s = 0;
+      for (double x : out.window_nll) s += x;
+      out.nll = out.windows > 0 ? s / double(out.windows) : NAN;
+      out.ppl = std::exp(out.nll);
+      return out;
+    };
+    c.test = eval(j.at("test"));
+    c.val = eval(j.at("val"));
+    c.zs = ZeroShot();
+    if (!j.at("zeroshot").is_null()) {
+      const auto& z = j.at("zeroshot");
+      c.zs.per_task = z.at("per_task").as_int();
+      c.zs.seconds = z.at("seconds").as_number();
+      c.zs.tokens = z.at("tokens").as_int();
+      for (const auto& t : z.at("tasks").as_array()) {
+        TaskScore s;
+        s.task = t.at("task").as_string();
+        s.acc = t.at("acc").as_number();
+        s.acc_norm = t.at("acc_norm").as_number();
+        s.value = t.at("value").as_number();
+        s.correct = t.at("correct").as_string();
+        c.zs.tasks.push_back(s);
+      }
+    }
+    c.layer_lines.clear();
+    for (const auto& l : j.at("layers").as_array()) c.layer_lines.push_back(l.as_string());
+    c.done = true;
+    c.cached = true;
+    if (!satisfied(c)) {
+      std::cerr << "  " << r.key << ": cached, but without every evaluation it now needs; running it again\n";
+      return false;
+    }
+    r = std::move(c);
+    return true;
+  } catch (const rcpu::invalid_argument& e) {
+    std::cerr << "  " << r.key << ": unreadable cache file " << path << " (" << e.message() << "); running it again\n";
+    return false;
   }
 }
 
-void Study::append_layers(const Run& r, const PipelineResult& p) {
-  const std::string path = m_s.out + "/layers.csv";
-  const bool fresh = !std::ifstream(path).good();
-  std::ofstream f(path, std::ios::app);
-  if (fresh)
+double Study::side_ppl(const Run& r) const {
+  std::map<Index, double> by_window;
+  for (std::size_t i = 0; i < r.test.idx.size(); ++i) by_window[r.test.idx[i]] = r.test.window_nll[i];
+  double s = 0;
+  for (Index w : m_side_windows) {
+    const auto it = by_window.find(w);
+    if (it == by_window.end()) return NAN;
+    s += it->second;
+  }
+  return m_side_windows.empty() ? NAN : std::exp(s / double(m_side_windows.size()));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Outputs, rewritten from every finished run.
+
+void Study::write_outputs() const {
+  {
+    std::ofstream f(m_s.out + "/runs.csv");
+    f << "key,studies,method_id,method,score,compensation,ratio,attention_ratio,mlp_ratio,gqa,allocation,o_proj_rotation,"
+         "statistics,relative_lambda,compensate_attention,compensate_mlp,proper_rotation,calib_corpus,calib_windows,seed,"
+         "params,params_dense,heads,kv_heads,channels,prune_seconds,load_at_start,test_ppl,test_nll,test_windows,"
+         "test_seconds,side_ppl,val_ppl,val_nll,val_windows,val_seconds,zs_docs,zs_mean,zs_seconds";
+    for (const auto& t : rcpu::model::zeroshot_tasks()) f << ",zs_" << t.name << ",zs_" << t.name << "_acc,zs_" << t.name << "_acc_norm";
+    f << "\n";
+    for (const auto& rp : m_runs) {
+      const Run& r = *rp;
+      if (!r.done) continue;
+      std::string studies;
+      for (const auto& s : r.studies) studies += (studies.empty() ? "" : ";") + s;
+      const PipelineOptions& o = r.opt;
+      Index zs_docs = 0;
+      for (const TaskScore& t : r.zs.tasks) zs_docs += Index(t.correct.size());
+      f << r.key << "," << studies << "," << r.method_id << ",\"" << r.method << "\"," << rcpu::to_string(o.score) << ","
+        << rcpu::to_string(o.compensation) << "," << fmt(o.ratio, 6) << "," << fmt(o.heads_ratio(), 6) << ","
+        << fmt(o.channels_ratio(), 6) << "," << rcpu::model::to_string(o.gqa) << "," << rcpu::model::to_string(o.allocation)
+        << "," << rcpu::model::to_string(o.o_proj_rotation) << "," << rcpu::model::to_string(o.statistics) << ","
+        << fmt(o.relative_lambda, 6) << "," << o.compensate_attention << "," << o.compensate_mlp << ","
+        << o.compensation_options.procrustes.proper_rotation << "," << r.corpus << "," << r.calib_windows << ","
+        << r.seed << "," << r.params << "," << r.params_dense << "," << r.heads << "," << r.kv_heads << "," << r.channels
+        << "," << fixed(r.prune_seconds, 2) << "," << fixed(r.load_at_start, 2) << "," << fmt(r.test.ppl, 8) << ","
+        << fmt(r.test.nll, 10) << "," << r.test.windows << "," << fixed(r.test.seconds, 2) << "," << fmt(side_ppl(r), 8)
+        << "," << fmt(r.val.ppl, 8) << "," << fmt(r.val.nll, 10) << "," << r.val.windows << "," << fixed(r.val.seconds, 2)
+        << "," << zs_docs << "," << fmt(r.zs.mean(), 8) << "," << fixed(r.zs.seconds, 1);
+      for (const auto& t : rcpu::model::zeroshot_tasks()) {
+        const TaskScore* s = r.zs.find(t.name);
+        f << "," << (s ? fmt(s->value, 8) : "") << "," << (s ? fmt(s->acc, 8) : "") << "," << (s ? fmt(s->acc_norm, 8) : "");
+      }
+      f << "\n";
+    }
+  }
+  {
+    std::ofstream f(m_s.out + "/layers.csv");
     f << "key,layer,heads,kv_heads,channels,params,attention_pruned,mlp_pruned,attn_err_before,attn_err_after,"
          "attn_cos_after,attn_norm_ratio_after,mlp_err_before,mlp_err_after,mlp_cos_after,mlp_norm_ratio_after,"
          "lambda_attention,lambda_mlp,det_attention,det_mlp,rank_m_attention,cond_m_attention,rank_m_mlp,cond_m_mlp,"
          "seconds_dense,seconds_prune,seconds_forward,shared_with\n";
-  for (const auto& L : p.layers)
-    f << r.key << "," << L.layer << "," << L.heads << "," << L.kv_heads << "," << L.channels << "," << L.parameters << ","
-      << L.attention_pruned << "," << L.mlp_pruned << "," << fmt(L.attention.before.relative_error, 6) << ","
-      << fmt(L.attention.after.relative_error, 6) << "," << fmt(L.attention.after.cosine, 8) << ","
-      << fmt(L.attention.after.norm_ratio, 6) << "," << fmt(L.mlp.before.relative_error, 6) << ","
-      << fmt(L.mlp.after.relative_error, 6) << "," << fmt(L.mlp.after.cosine, 8) << "," << fmt(L.mlp.after.norm_ratio, 6)
-      << "," << fmt(L.lambda_attention, 6) << "," << fmt(L.lambda_mlp, 6) << "," << L.det_attention << "," << L.det_mlp
-      << "," << L.attention.rank_m << "," << fmt(L.attention.condition_m, 4) << "," << L.mlp.rank_m << ","
-      << fmt(L.mlp.condition_m, 4) << "," << fixed(L.seconds_dense, 3) << "," << fixed(L.seconds_prune, 3) << ","
-      << fixed(L.seconds_forward, 3) << "," << L.shared_with << "\n";
+    for (const auto& rp : m_runs)
+      if (rp->done)
+        for (const std::string& l : rp->layer_lines) f << rp->key << "," << l << "\n";
+  }
+  {
+    std::ofstream f(m_s.out + "/window_nll.csv");
+    f << "key,split,window,nll\n";
+    for (const auto& rp : m_runs) {
+      if (!rp->done) continue;
+      const auto put = [&](const Eval& e, const char* split) {
+        for (std::size_t i = 0; i < e.window_nll.size(); ++i)
+          f << rp->key << "," << split << "," << e.idx[i] << "," << fmt(e.window_nll[i], 10) << "\n";
+      };
+      put(rp->test, "test");
+      put(rp->val, "val");
+    }
+  }
 }
 
-void Study::append_windows(const Run& r, bool test, bool val) {
-  const std::string path = m_s.out + "/window_nll.csv";
-  const bool fresh = !std::ifstream(path).good();
-  std::ofstream f(path, std::ios::app);
-  if (fresh) f << "key,split,window,nll\n";
-  const auto put = [&](const Eval& e, const char* split, const std::vector<Index>& w) {
-    for (std::size_t i = 0; i < e.window_nll.size(); ++i)
-      f << r.key << "," << split << "," << w[i] << "," << fmt(e.window_nll[i], 10) << "\n";
+// Paired bootstrap intervals (rcpu/model/bootstrap.hpp) for the claims of the renderer: each method of
+// the main table against FLAP and against the rotation (the ridge toward the rotation also against the
+// ridge), at every ratio, on the mean zero-shot accuracy (documents resampled within each task), on each
+// task, and on the perplexity ratio (windows resampled). The seeds' runs are not compared: their spread
+// is reported instead.
+void Study::write_comparisons() const {
+  std::ofstream f(m_s.out + "/comparisons.csv");
+  f << "ratio,method_key,baseline_key,metric,estimate,lo,hi,n\n";
+  rcpu::model::BootstrapOptions bo;
+  const auto main_run = [&](const std::string& id, double ratio, const std::string& variant = "") -> const Run* {
+    for (const auto& rp : m_runs) {
+      const Run& r = *rp;
+      if (!r.done || r.method_id != id || std::abs(r.opt.ratio - ratio) > 1e-12 || r.corpus != "wikitext" ||
+          r.calib_windows != m_s.calib || r.seed != m_s.seed || !r.full_test)
+        continue;
+      const bool dense_stats = r.opt.statistics == rcpu::model::StatisticsSource::dense;
+      if (dense_stats != (variant == "dense")) continue;
+      if (is_ridge(id) && !(r.studies.count("ridge_best") || r.studies.count("rotation_ridge_best"))) continue;
+      if (r.opt.gqa != rcpu::model::GqaRule::query_heads || r.opt.allocation != rcpu::model::Allocation::uniform) continue;
+      return &r;
+    }
+    return nullptr;
   };
-  if (test) put(r.test, "test", m_test_windows);
-  if (val) put(r.val, "val", m_val_windows);
+  const auto compare = [&](double ratio, const Run& a, const Run& b) {
+    // Perplexity ratio over the windows both have.
+    std::map<Index, double> nb;
+    for (std::size_t i = 0; i < b.test.idx.size(); ++i) nb[b.test.idx[i]] = b.test.window_nll[i];
+    std::vector<double> xa, xb;
+    for (std::size_t i = 0; i < a.test.idx.size(); ++i) {
+      const auto it = nb.find(a.test.idx[i]);
+      if (it != nb.end()) {
+        xa.push_back(a.test.window_nll[i]);
+        xb.push_back(it->second);
+      }
+    }
+    const auto put = [&](const std::string& metric, const rcpu::model::Interval& iv, std::size_t n) {
+      f << fmt(ratio, 6) << "," << a.key << "," << b.key << "," << metric << "," << fmt(iv.estimate, 8) << ","
+        << fmt(iv.lo, 8) << "," << fmt(iv.hi, 8) << "," << n << "\n";
+    };
+    if (xa.size() >= 2) put("ppl_ratio", rcpu::model::perplexity_ratio(xa, xb, bo), xa.size());
+    std::vector<std::pair<std::vector<double>, std::vector<double>>> tasks;
+    std::size_t docs = 0;
+    for (const TaskScore& ta : a.zs.tasks) {
+      const TaskScore* tb = b.zs.find(ta.task);
+      if (tb == nullptr || tb->correct.size() != ta.correct.size() || ta.correct.empty()) continue;
+      std::vector<double> va, vb;
+      for (char c : ta.correct) va.push_back(c == '1' ? 1.0 : 0.0);
+      for (char c : tb->correct) vb.push_back(c == '1' ? 1.0 : 0.0);
+      put("zs_" + ta.task, rcpu::model::paired_mean_difference(va, vb, bo), va.size());
+      docs += va.size();
+      tasks.emplace_back(std::move(va), std::move(vb));
+    }
+    if (tasks.size() == rcpu::model::zeroshot_tasks().size())
+      put("zs_mean", rcpu::model::stratified_mean_difference(tasks, bo), docs);
+  };
+  for (double ratio : m_s.ratios) {
+    const Run* flap = main_run("flap", ratio);
+    const Run* rot = main_run("rcpu_rotation", ratio);
+    std::vector<std::pair<std::string, std::string>> methods = {
+        {"wanda_sp", ""},  {"flap", ""},          {"flap", "dense"},           {"rcpu_none", ""},   {"rcpu_rotation", ""},
+        {"rcpu_rotation_scale", ""}, {"rcpu_rotation_bias", ""}, {"ridge", ""}, {"rcpu_rotation_ridge", ""}};
+    for (const auto& [id, variant] : methods) {
+      const Run* m = main_run(id, ratio, variant);
+      if (m == nullptr) continue;
+      if (flap != nullptr && m != flap) compare(ratio, *m, *flap);
+      if (rot != nullptr && m != rot) compare(ratio, *m, *rot);
+      // The ridge toward the rotation also against the ridge it modifies.
+      const Run* ridge = main_run("ridge", ratio);
+      if (id == "rcpu_rotation_ridge" && ridge != nullptr) compare(ratio, *m, *ridge);
+    }
+  }
 }
+
+// ------------------------------------------------------------------------------------------------
 
 int Study::run() {
   m_t0 = Clock::now();
   const std::string load_start = loadavg();
+  if (m_s.cache.empty()) m_s.cache = m_s.out + "/cache";
   // Model and text.
   std::cerr << "rcpu-prune-study: loading " << m_s.model << "\n";
   const rcpu::io::GgufFile file = rcpu::io::GgufFile::open(m_s.model);
-  const rcpu::model::Tokenizer tok = rcpu::model::Tokenizer::from_gguf(file);
+  m_tok = rcpu::model::Tokenizer::from_gguf(file);
   m_dense = rcpu::model::LlamaModel::from_gguf(file);
+  m_model_id = base_name(m_s.model) + ":" + std::to_string(std::filesystem::file_size(m_s.model));
   const auto& c = m_dense.config();
-  m_tokens = tok.encode(rcpu::model::wikitext_protocol_text(read_text(m_s.text)));
+  m_tokens = m_tok.encode(rcpu::model::wikitext_protocol_text(read_text(m_s.text)));
   const Index n = Index(m_tokens.size()), half = n / 2;
   m_first.assign(m_tokens.begin(), m_tokens.begin() + half);
   m_second.assign(m_tokens.begin() + half, m_tokens.end());
   std::cerr << "  " << c.n_layers << " layers, d " << c.d_model << ", heads " << c.n_heads << "/" << c.n_kv_heads
             << ", head_dim " << c.head_dim << ", ffn " << c.ffn << ", vocab " << c.vocab << "; text: " << n
             << " tokens, halves of " << half << " and " << n - half << "\n";
+  if (!m_s.zeroshot_dir.empty()) {
+    for (const auto& t : rcpu::model::zeroshot_tasks())
+      m_tasks.push_back(rcpu::model::load_zeroshot_task(t.name, m_s.zeroshot_dir + "/" + t.name + ".jsonl",
+                                                        m_s.zeroshot_per_task));
+    Index docs = 0;
+    for (const auto& t : m_tasks) docs += Index(t.docs.size());
+    std::cerr << "  zero-shot: " << docs << " documents of " << m_tasks.size() << " tasks (at most "
+              << m_s.zeroshot_per_task << " each) from " << m_s.zeroshot_dir << "\n";
+  }
 
   // Windows. Calibration: the largest set any study needs, nested (the first N windows are the set of size N).
-  Index max_calib = m_s.calib;
+  m_max_calib = m_s.calib;
   if (m_s.studies.count("sweep"))
-    for (double s : m_s.sizes) max_calib = std::max(max_calib, Index(s));
-  m_calib_starts = rcpu::model::random_windows(0, half, m_s.seq, max_calib, m_s.seed);
+    for (double s : m_s.sizes) m_max_calib = std::max(m_max_calib, Index(s));
+  const std::vector<Index>& main_starts = m_calib_starts[m_s.seed] =
+      rcpu::model::random_windows(0, half, m_s.seq, m_max_calib, m_s.seed);
   // Validation: aligned windows of the first half that touch no calibration window, evenly spaced.
   std::vector<char> touched(std::size_t(half / m_s.seq), 0);
-  for (Index s : m_calib_starts)
+  for (Index s : main_starts)
     for (Index w = s / m_s.seq; w <= (s + m_s.seq - 1) / m_s.seq && w < Index(touched.size()); ++w) touched[std::size_t(w)] = 1;
   std::vector<Index> free_windows;
   for (Index w = 0; w < Index(touched.size()); ++w)
     if (!touched[std::size_t(w)]) free_windows.push_back(w);
   for (Index i : rcpu::model::evenly_spaced_windows(Index(free_windows.size()), m_s.val_windows))
     m_val_windows.push_back(free_windows[std::size_t(i)]);
-  const Index test_total = rcpu::model::count_windows(n - half, m_s.seq);
-  m_test_windows = rcpu::model::evenly_spaced_windows(test_total, m_s.eval_windows > 0 ? m_s.eval_windows : test_total);
+  m_test_total = rcpu::model::count_windows(n - half, m_s.seq);
+  m_test_windows = rcpu::model::evenly_spaced_windows(m_test_total, m_s.eval_windows > 0 ? m_s.eval_windows : m_test_total);
+  m_side_windows = rcpu::model::evenly_spaced_windows(m_test_total, std::min(m_s.side_eval_windows, Index(m_test_windows.size())));
   if (m_s.studies.count("shift")) {
     if (m_s.shift_text.empty()) die("the shift study needs --shift-text (or leave it out of --studies)");
-    m_shift = tok.encode(read_text(m_s.shift_text));
+    m_shift = m_tok.encode(read_text(m_s.shift_text));
     m_shift_starts = rcpu::model::random_windows(0, Index(m_shift.size()), m_s.seq, m_s.calib, m_s.seed + 1);
     std::cerr << "  shift corpus: " << m_shift.size() << " tokens\n";
   }
-  std::cerr << "  calibration: " << max_calib << " random windows of " << m_s.seq << " (seed " << m_s.seed
+  std::cerr << "  calibration: " << m_max_calib << " random windows of " << m_s.seq << " (seed " << m_s.seed
             << ") in the first half; validation: " << m_val_windows.size() << " of " << free_windows.size()
-            << " free aligned windows; test: " << m_test_windows.size() << " of " << test_total
-            << " windows of the second half\n";
+            << " free aligned windows; test: " << m_test_windows.size() << " of " << m_test_total
+            << " windows of the second half (side studies: " << m_side_windows.size() << ")\n";
 
-  // The plan.
+  // The plan, most important first (a run with a time budget may stop part way).
   const auto want = [&](const char* s) { return m_s.studies.count(s) > 0; };
   const Index N0 = m_s.calib;
   const auto among = [](const std::vector<double>& v, double r) {
     return std::any_of(v.begin(), v.end(), [r](double x) { return std::abs(x - r) < 1e-12; });
   };
-  const std::vector<double> ridge_ratios = m_s.ridge_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.ridge_ratios;
+  // Ridge lambdas are chosen at every ratio of the comparison unless --ridge-ratios says otherwise.
+  const std::vector<double> ridge_ratios = m_s.ridge_ratios.empty() ? m_s.ratios : m_s.ridge_ratios;
   const std::vector<double> ablation_ratios =
       m_s.ablation_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.ablation_ratios;
-  // Ridge: a lambda sweep at the ridge ratios (and the sweep ratio when the calibration or shift
-  // study needs it), each evaluated on the validation windows only.
-  std::map<double, std::vector<Run*>> ridge_sweep;
-  const bool ridge_needed = want("ridge") || want("main") || want("sweep") || want("shift");
-  if (ridge_needed)
-    for (double r : m_s.ratios)
-      if (((want("ridge") || want("main")) && among(ridge_ratios, r)) ||
-          ((want("sweep") || want("shift")) && r == m_s.sweep_ratio))
+  // Ratios in plan order: the sweep ratio first.
+  std::vector<double> ratios = m_s.ratios;
+  std::stable_sort(ratios.begin(), ratios.end(), [&](double a, double b) {
+    return (std::abs(a - m_s.sweep_ratio) < 1e-12) > (std::abs(b - m_s.sweep_ratio) < 1e-12);
+  });
+
+  // Dense reference.
+  Run& dense = *m_runs.emplace_back(std::make_unique<Run>());
+  dense.key = "dense";
+  dense.method_id = "dense";
+  dense.method = "dense";
+  dense.studies = {"main"};
+  dense.opt.ratio = 0;
+  dense.opt.compensation = rcpu::Compensation::none;
+  dense.calib_windows = 0;
+  dense.seed = m_s.seed;
+  dense.want_val = true;
+  set_evaluations(dense);
+  m_by_key["dense"] = &dense;
+  if (!load_cached(dense)) {
+    dense.params = dense.params_dense = m_dense.parameter_count();
+    dense.heads = c.n_heads * c.n_layers;
+    dense.kv_heads = c.n_kv_heads * c.n_layers;
+    dense.channels = c.ffn * c.n_layers;
+    progress_line("dense model");
+    evaluate_run(dense, m_dense);
+    dense.done = true;
+    save_cached(dense);
+  } else {
+    ++m_runs_cached;
+    std::cerr << "  dense: from the cache\n";
+  }
+  ++m_runs_done;
+  write_outputs();
+
+  // Ridge sweeps (validation only) at the ridge ratios, and the sweep ratio where the calibration or shift
+  // study needs it; then the best lambda's run with every evaluation. choose_lambda does this for one
+  // sweep and returns the best relative lambda per swept ratio (none where the budget stopped it).
+  const auto sweep_of = [&](const char* study, const char* id, bool needed) {
+    std::map<double, std::vector<Run*>> sweep;
+    if (!needed) return sweep;
+    for (double r : ratios)
+      if (((want(study) || want("main")) && among(ridge_ratios, r)) ||
+          (std::string(id) == "ridge" && (want("sweep") || want("shift") || want("seeds")) && r == m_s.sweep_ratio))
         for (double a : m_s.lambdas) {
-          Run& run = add("ridge", "ridge", r, "wikitext", N0, a);
+          Run& run = add(study, id, r, "wikitext", N0, a);
           run.want_test = false;
           run.want_val = true;
-          ridge_sweep[r].push_back(&run);
+          sweep[r].push_back(&run);
         }
-  std::vector<std::vector<Run*>> groups;  // lockstep groups, in order
-  const auto group_of = [&](std::vector<Run*> g) {
+    return sweep;
+  };
+  const auto choose_lambda = [&](std::map<double, std::vector<Run*>>& sweep, const char* what,
+                                 const std::vector<const char*>& best_studies) {
+    std::map<double, double> chosen;
+    for (auto& [ratio, runs] : sweep) {
+      Run* best = nullptr;
+      rcpu::model::LlamaModel best_model;
+      bool complete = true;
+      for (Run* r : runs) {
+        const bool ran = execute({r}, [&](Run& run, PipelineResult& p) {
+          if (best == nullptr || run.val.nll < best->val.nll) best_model = std::move(p.model);
+        });
+        complete = complete && ran;
+        if (r->done && (best == nullptr || r->val.nll < best->val.nll)) {
+          if (r->cached) best_model = rcpu::model::LlamaModel();  // not in memory
+          best = r;
+        }
+      }
+      if (!complete || best == nullptr) continue;
+      chosen[ratio] = best->opt.relative_lambda;
+      std::cerr << "  " << what << " at ratio " << ratio << ": best relative lambda " << best->opt.relative_lambda
+                << " (validation ppl " << fixed(best->val.ppl, 3) << ")\n";
+      for (const char* s : best_studies) best->studies.insert(s);
+      best->want_test = true;
+      set_evaluations(*best);
+      if (satisfied(*best)) continue;
+      if (best_model.n_layers() > 0) {  // evaluate the kept model; no second pruning
+        if (over_budget({best})) {
+          m_stopped = true;
+          continue;
+        }
+        evaluate_run(*best, best_model);
+        save_cached(*best);
+        write_outputs();
+      } else {
+        best->done = false;  // pruned again, with every evaluation
+        --m_runs_done;
+        execute({best});
+      }
+    }
+    return chosen;
+  };
+  const auto nearest_lambda = [](const std::map<double, double>& chosen, double r) {
+    double near = chosen.begin()->first;
+    for (const auto& [rr, a] : chosen)
+      if (std::abs(rr - r) < std::abs(near - r)) near = rr;
+    return chosen.at(near);
+  };
+  const auto group_of = [](std::vector<Run*> g) {
     std::vector<Run*> out;
     for (Run* r : g)
       if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
     return out;
   };
+  const auto run_groups = [&](std::vector<std::vector<Run*>> groups) {
+    for (auto& g : groups)
+      for (std::size_t i = 0; i < g.size(); i += std::size_t(m_s.lockstep))
+        execute(std::vector<Run*>(g.begin() + long(i), g.begin() + long(std::min(g.size(), i + std::size_t(m_s.lockstep)))));
+  };
+
+  auto ridge_sweep = sweep_of("ridge", "ridge", want("ridge") || want("main") || want("sweep") || want("shift") || want("seeds"));
+  auto rotation_ridge_sweep = sweep_of("rotation_ridge", "rcpu_rotation_ridge", want("rotation_ridge"));
+  std::map<double, double> best_lambda, best_rr_lambda;
+  for (double r : ratios) {
+    // The comparison at this ratio (the paper's tables), then its ridge lambdas.
+    std::vector<std::vector<Run*>> groups;
+    if (want("main")) {
+      for (const char* id : {"flap", "wanda_sp", "rcpu_rotation_scale", "rcpu_rotation_bias"})
+        groups.push_back({&add("main", id, r, "wikitext", N0)});
+      Run& flap_dense = add("main", "flap", r, "wikitext", N0, 0, "dense");
+      flap_dense.opt.statistics = rcpu::model::StatisticsSource::dense;
+      groups.push_back({&flap_dense});
+      groups.push_back({&add("main", "rcpu_rotation", r, "wikitext", N0), &add("main", "rcpu_none", r, "wikitext", N0)});
+    }
+    run_groups(groups);
+    std::map<double, std::vector<Run*>> one;
+    if (ridge_sweep.count(r)) {
+      one = {{r, ridge_sweep[r]}};
+      for (auto& [rr, a] : choose_lambda(one, "ridge", {"main", "ridge_best"})) best_lambda[rr] = a;
+    }
+    if (rotation_ridge_sweep.count(r)) {
+      one = {{r, rotation_ridge_sweep[r]}};
+      for (auto& [rr, a] : choose_lambda(one, "ridge toward the rotation", {"main", "rotation_ridge_best"}))
+        best_rr_lambda[rr] = a;
+    }
+    // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio.
+    if (want("main") && !best_lambda.empty() && !best_lambda.count(r)) {
+      Run& run = add("main", "ridge", r, "wikitext", N0, nearest_lambda(best_lambda, r));
+      run.studies.insert("ridge_best");
+      run_groups({{&run}});
+    }
+    if (want("rotation_ridge") && !best_rr_lambda.empty() && !best_rr_lambda.count(r)) {
+      Run& run = add("main", "rcpu_rotation_ridge", r, "wikitext", N0, nearest_lambda(best_rr_lambda, r));
+      run.studies.insert("rotation_ridge");
+      run.studies.insert("rotation_ridge_best");
+      run_groups({{&run}});
+    }
+  }
+  // The other studies, in order of what the page needs most.
+  std::vector<std::vector<Run*>> groups;
+  if (want("seeds"))
+    for (double sd : m_s.seeds) {
+      const std::uint64_t seed = std::uint64_t(sd);
+      std::vector<Run*> g;
+      for (const char* id : {"flap", "rcpu_rotation", "rcpu_rotation_scale"})
+        g.push_back(&add("seeds", id, m_s.sweep_ratio, "wikitext", N0, 0, "", seed));
+      groups.push_back(g);
+      if (best_lambda.count(m_s.sweep_ratio))
+        groups.push_back({&add("seeds", "ridge", m_s.sweep_ratio, "wikitext", N0, best_lambda[m_s.sweep_ratio], "", seed)});
+    }
+  if (want("shift")) {
+    for (const char* id : {"flap", "rcpu_none", "rcpu_rotation"}) groups.push_back({&add("shift", id, m_s.sweep_ratio, "pydoc", N0)});
+    if (best_lambda.count(m_s.sweep_ratio))
+      groups.push_back({&add("shift", "ridge", m_s.sweep_ratio, "pydoc", N0, best_lambda[m_s.sweep_ratio])});
+  }
+  if (want("statistics")) {
+    const std::vector<double> stat_ratios =
+        m_s.statistics_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.statistics_ratios;
+    for (double r : stat_ratios) {
+      std::vector<Run*> dense_stats, pruned_stats;
+      for (const std::string& id : m_s.statistics_methods) {
+        try {
+          (void)rcpu::model::method_name(id);
+        } catch (const rcpu::invalid_argument& e) {
+          die(std::string("--statistics-methods: ") + e.what());
+        }
+        if (is_ridge(rcpu::model::method_id(id))) die("--statistics-methods: ridge methods need a lambda sweep; not supported");
+        pruned_stats.push_back(&add("statistics", rcpu::model::method_id(id), r, "wikitext", N0));
+        Run& run = add("statistics", rcpu::model::method_id(id), r, "wikitext", N0, 0, "dense");
+        run.opt.statistics = rcpu::model::StatisticsSource::dense;
+        dense_stats.push_back(&run);
+      }
+      groups.push_back(group_of(dense_stats));
+      groups.push_back(group_of(pruned_stats));
+    }
+  }
   if (want("main") || want("ablation"))
-    for (double r : m_s.ratios) {
+    for (double r : ratios) {
       std::vector<Run*> rot, none;
-      if (want("main")) {
-        for (const char* id : {"wanda_sp", "flap", "rcpu_rotation_scale", "rcpu_rotation_bias"})
-          groups.push_back({&add("main", id, r, "wikitext", N0)});
-        none.push_back(&add("main", "rcpu_none", r, "wikitext", N0));
+      if (want("main"))
         for (const char* id : {"rcpu_rotation", "rcpu_rotation_proper", "rcpu_rotation_per_head"})
           rot.push_back(&add("main", id, r, "wikitext", N0));
-      }
       if (want("ablation") && among(ablation_ratios, r)) {
         rot.push_back(&add("ablation", "rcpu_rotation", r, "wikitext", N0));
         rot.push_back(&add("ablation", "rcpu_rotation_down_only", r, "wikitext", N0));
@@ -528,109 +1159,29 @@ int Study::run() {
   if (want("gqa"))
     for (rcpu::model::GqaRule rule : {rcpu::model::GqaRule::query_heads, rcpu::model::GqaRule::kv_groups,
                                       rcpu::model::GqaRule::balanced}) {
-      std::vector<Run*> g;
-      for (const char* id : {"rcpu_rotation"}) {  // the rule's effect with the paper's method (time)
-        Run& run = add("gqa", id, m_s.gqa_ratio, "wikitext", N0, 0, std::string("attn-") + rcpu::model::to_string(rule));
-        run.opt.gqa = rule;
-        run.opt.attention_ratio = m_s.gqa_ratio;
-        run.opt.mlp_ratio = 0.0;
-        g.push_back(&run);
-      }
-      groups.push_back(g);
+      Run& run = add("gqa", "rcpu_rotation", m_s.gqa_ratio, "wikitext", N0, 0, std::string("attn-") + rcpu::model::to_string(rule));
+      run.opt.gqa = rule;
+      run.opt.attention_ratio = m_s.gqa_ratio;
+      run.opt.mlp_ratio = 0.0;
+      groups.push_back({&run});
     }
   if (want("sweep"))
-    for (double s : m_s.sizes)
+    for (double s : m_s.sizes) {
       groups.push_back({&add("sweep", "rcpu_rotation", m_s.sweep_ratio, "wikitext", Index(s))});
-  if (want("shift"))
-    for (const char* id : {"flap", "rcpu_none", "rcpu_rotation"})
-      groups.push_back({&add("shift", id, m_s.sweep_ratio, "pydoc", N0)});
-  // Groups in lockstep are capped (memory: one pruned model per member).
-  std::vector<std::vector<Run*>> capped;
-  for (auto& g : groups)
-    for (std::size_t i = 0; i < g.size(); i += std::size_t(m_s.lockstep))
-      capped.emplace_back(g.begin() + long(i), g.begin() + long(std::min(g.size(), i + std::size_t(m_s.lockstep))));
-
-  std::cerr << "  plan: " << m_runs.size() << " pruning runs (+ the ridge runs chosen on validation), "
-            << capped.size() << " groups; threads " << m_s.threads << "; load " << load_start << "\n";
-
-  // Dense reference.
-  Run& dense = *m_runs.emplace_back(std::make_unique<Run>());
-  dense.key = "dense";
-  dense.method_id = "dense";
-  dense.method = "dense";
-  dense.studies = {"main"};
-  dense.opt.ratio = 0;
-  dense.opt.compensation = rcpu::Compensation::none;
-  dense.calib_windows = 0;
-  dense.want_val = true;
-  dense.params = dense.params_dense = m_dense.parameter_count();
-  dense.heads = c.n_heads * c.n_layers;
-  dense.kv_heads = c.n_kv_heads * c.n_layers;
-  dense.channels = c.ffn * c.n_layers;
-  progress_line("dense model", 0);
-  dense.val = evaluate(m_dense, m_first, m_val_windows, "dense [validation]");
-  dense.test = evaluate(m_dense, m_second, m_test_windows, "dense [test]");
-  dense.done = true;
-  ++m_runs_done;
-  write_runs();
-  append_windows(dense);
-
-  // Ridge sweeps first: the chosen lambda feeds the main table, the calibration sweep and the shift study.
-  // The model of the best lambda so far (validation perplexity) is kept, so that the chosen one is
-  // evaluated on the test windows without pruning again.
-  std::map<double, double> best_lambda;
-  for (auto& [ratio, runs] : ridge_sweep) {
-    Run* best = nullptr;
-    rcpu::model::LlamaModel best_model;
-    for (Run* r : runs)
-      execute({r}, [&](Run& run, PipelineResult& p) {
-        if (best == nullptr || run.val.nll < best->val.nll) {
-          best = &run;
-          best_model = std::move(p.model);
-        }
-      });
-    best_lambda[ratio] = best->opt.relative_lambda;
-    std::cerr << "  ridge at ratio " << ratio << ": best relative lambda " << best->opt.relative_lambda
-              << " (validation ppl " << fixed(best->val.ppl, 3) << ")\n";
-    best->studies.insert("main");
-    best->studies.insert("ridge_best");
-    best->want_test = true;
-    best->test = evaluate(best_model, m_second, m_test_windows, best->key + " [test]");
-    append_windows(*best, true, false);
-    write_runs();
-  }
-  // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio.
-  if (want("main") && !best_lambda.empty())
-    for (double r : m_s.ratios) {
-      if (best_lambda.count(r)) continue;
-      double near = best_lambda.begin()->first;
-      for (const auto& [rr, a] : best_lambda)
-        if (std::abs(rr - r) < std::abs(near - r)) near = rr;
-      Run& run = add("main", "ridge", r, "wikitext", N0, best_lambda[near]);
-      run.studies.insert("ridge_best");
-      capped.push_back({&run});
+      if (best_lambda.count(m_s.sweep_ratio))
+        groups.push_back({&add("sweep", "ridge", m_s.sweep_ratio, "wikitext", Index(s), best_lambda[m_s.sweep_ratio])});
     }
-  if (best_lambda.count(m_s.sweep_ratio)) {
-    const double a = best_lambda[m_s.sweep_ratio];
-    if (want("sweep"))
-      for (double s : m_s.sizes) {
-        Run& r = add("sweep", "ridge", m_s.sweep_ratio, "wikitext", Index(s), a);
-        if (!r.done) capped.push_back({&r});
-      }
-    if (want("shift")) {
-      Run& r = add("shift", "ridge", m_s.sweep_ratio, "pydoc", N0, a);
-      capped.push_back({&r});
-    }
-  }
-  for (auto& g : capped) {
-    std::vector<Run*> todo;
-    for (Run* r : g)
-      if (!r->done) todo.push_back(r);
-    if (!todo.empty()) execute(todo);
-  }
+  run_groups(groups);
+  write_outputs();
+  write_comparisons();
 
   // Meta data.
+  Index remaining = 0;
+  for (const auto& r : m_runs) remaining += r->done ? 0 : 1;
   const double total = std::chrono::duration<double>(Clock::now() - m_t0).count();
+  double run_seconds = 0;  // the time every finished run took when it ran (cached ones included)
+  for (const auto& r : m_runs)
+    if (r->done) run_seconds += r->prune_seconds + r->test.seconds + r->val.seconds + r->zs.seconds;
   std::ofstream meta(m_s.out + "/meta.csv");
   meta << "key,value\n";
   const auto put = [&](const std::string& k, const std::string& v) { meta << k << ",\"" << v << "\"\n"; };
@@ -640,15 +1191,23 @@ int Study::run() {
                           std::to_string(c.n_heads) + " query / " + std::to_string(c.n_kv_heads) + " KV heads of " +
                           std::to_string(c.head_dim) + ", ffn " + std::to_string(c.ffn) + ", vocab " +
                           std::to_string(c.vocab) + (c.tied_output ? ", tied embeddings" : ""));
+  put("n_heads", std::to_string(c.n_heads));
+  put("n_kv_heads", std::to_string(c.n_kv_heads));
   put("text", base_name(m_s.text));
   put("shift_text", m_s.shift_text.empty() ? "" : base_name(m_s.shift_text));
   put("tokens", std::to_string(n));
   put("shift_tokens", std::to_string(m_shift.size()));
   put("seq", std::to_string(m_s.seq));
   put("seed", std::to_string(m_s.seed));
+  {
+    std::string seeds;
+    for (double s : m_s.seeds) seeds += (seeds.empty() ? "" : " ") + std::to_string(std::uint64_t(s));
+    put("seeds", seeds);
+  }
   put("calib_windows", std::to_string(m_s.calib));
   put("test_windows", std::to_string(m_test_windows.size()));
-  put("test_windows_total", std::to_string(test_total));
+  put("side_windows", std::to_string(m_side_windows.size()));
+  put("test_windows_total", std::to_string(m_test_total));
   put("val_windows", std::to_string(m_val_windows.size()));
   put("sweep_ratio", fmt(m_s.sweep_ratio, 6));
   put("gqa_ratio", fmt(m_s.gqa_ratio, 6));
@@ -657,10 +1216,30 @@ int Study::run() {
     for (double x : v) out += (out.empty() ? "" : " ") + fmt(x, 6);
     return out;
   };
+  put("ratios", joined(m_s.ratios));
   put("lambdas", joined(m_s.lambdas));
   for (auto& [r, a] : best_lambda) put("best_lambda_" + fmt(r, 6), fmt(a, 6));
+  for (auto& [r, a] : best_rr_lambda) put("best_rotation_ridge_lambda_" + fmt(r, 6), fmt(a, 6));
   put("ridge_ratios", joined(ridge_ratios));
   put("ablation_ratios", joined(ablation_ratios));
+  {
+    std::string st;
+    for (const auto& s : m_s.studies) st += (st.empty() ? "" : " ") + s;
+    put("studies", st);
+  }
+  put("zeroshot_dir", m_s.zeroshot_dir.empty() ? "" : "yes");
+  put("zeroshot_per_task", std::to_string(m_s.zeroshot_per_task));
+  {
+    std::string docs;
+    for (const auto& t : m_tasks) docs += (docs.empty() ? "" : " ") + t.name + ":" + std::to_string(t.docs.size());
+    put("zeroshot_docs", docs);
+  }
+  put("runs_planned", std::to_string(m_runs.size()));
+  put("runs_done", std::to_string(m_runs_done));
+  put("runs_cached", std::to_string(m_runs_cached));
+  put("runs_remaining", std::to_string(remaining));
+  put("complete", remaining == 0 ? "yes" : "no");
+  put("run_seconds_total", fixed(run_seconds, 1));
   put("cpu", cpu_model());
   put("cores", std::to_string(std::thread::hardware_concurrency()));
   put("memory", mem_total());
@@ -684,18 +1263,26 @@ int Study::run() {
 #endif
   put("eigen", std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                    std::to_string(EIGEN_MINOR_VERSION));
-  std::cerr << "rcpu-prune-study: done in " << hms(total) << "; results in " << m_s.out << "\n";
-  std::cout << "RESULT runs=" << m_runs_done << " seconds=" << fixed(total, 1) << "\n";
+  if (remaining > 0)
+    std::cerr << "rcpu-prune-study: stopped " << (m_stopped ? "at the time budget" : "") << " with " << remaining << " of "
+              << m_runs.size() << " runs still to do (about " << hms(remaining_cost())
+              << "); run the same command again to go on\n";
+  std::cerr << "rcpu-prune-study: " << hms(total) << " this time; results in " << m_s.out << "\n";
+  std::cout << "RESULT runs=" << m_runs_done << " cached=" << m_runs_cached << " remaining=" << remaining
+            << " seconds=" << fixed(total, 1) << "\n";
   return 0;
 }
 
 void usage() {
   std::cerr << "usage: rcpu-prune-study --model M.gguf --text wikitext-2-raw-test.txt --out DIR [--shift-text T]\n"
-               "       [--threads 2] [--seq 128] [--calib-windows 128] [--eval-windows 48] [--val-windows 24]\n"
-               "       [--ratios 0.1,0.2,0.3] [--lambdas 0.003,0.03,0.3] [--sweep-sizes 8,16,32,64,128,256,512]\n"
-               "       [--sweep-ratio 0.2] [--gqa-ratio 0.3333333333] [--studies main,ablation,ridge,gqa,adaptive,sweep,shift]\n"
-               "       [--ridge-ratios 0.2] [--ablation-ratios 0.2]   (default: the sweep ratio)\n"
-               "       [--seed 20251009] [--chunk-windows 32] [--lockstep 4]\n";
+               "       [--zeroshot-dir DATA] [--zeroshot-per-task 500] [--budget-minutes M] [--cache DIR]\n"
+               "       [--threads 2] [--seq 128] [--calib-windows 128] [--eval-windows 0 (all)] [--side-eval-windows 48]\n"
+               "       [--val-windows 24] [--ratios 0.1,0.2,0.3] [--lambdas 0.003,0.03,0.3]\n"
+               "       [--sweep-sizes 8,16,32,64,128,256,512] [--sweep-ratio 0.2] [--gqa-ratio 0.3333333333] [--seeds 1,2]\n"
+               "       [--studies main,ridge,rotation_ridge,seeds,shift,statistics,ablation,gqa,adaptive,sweep]\n"
+               "       [--ridge-ratios R,...] (default: every ratio) [--ablation-ratios 0.2] (default: the sweep ratio)\n"
+               "       [--seed 20251009] [--chunk-windows 32] [--lockstep 4]\n"
+               "       [--statistics-methods flap,flap_alam,rcpu_rotation] [--statistics-ratios 0.2]\n";
 }
 
 }  // namespace
@@ -715,30 +1302,42 @@ int main(int argc, char** argv) {
       if (v.empty() || *end != '\0' || x < 0) die(a + " needs a non-negative integer, got '" + v + "'");
       return Index(x);
     };
+    const auto words = [&]() {
+      std::vector<std::string> out;
+      std::stringstream ss(next());
+      for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+      return out;
+    };
     if (a == "--model") s.model = next();
     else if (a == "--text") s.text = next();
     else if (a == "--shift-text") s.shift_text = next();
     else if (a == "--out") s.out = next();
+    else if (a == "--cache") s.cache = next();
+    else if (a == "--zeroshot-dir") s.zeroshot_dir = next();
+    else if (a == "--zeroshot-per-task") s.zeroshot_per_task = integer();
+    else if (a == "--budget-minutes") s.budget_minutes = parse_list(next(), "--budget-minutes").at(0);
     else if (a == "--threads") s.threads = int(integer());
     else if (a == "--seq") s.seq = integer();
     else if (a == "--calib-windows") s.calib = integer();
     else if (a == "--eval-windows") s.eval_windows = integer();
+    else if (a == "--side-eval-windows") s.side_eval_windows = std::max<Index>(1, integer());
     else if (a == "--val-windows") s.val_windows = integer();
     else if (a == "--chunk-windows") s.chunk = integer();
     else if (a == "--lockstep") s.lockstep = std::max<Index>(1, integer());
     else if (a == "--seed") s.seed = std::uint64_t(integer());
+    else if (a == "--seeds") s.seeds = parse_list(next(), "--seeds");
     else if (a == "--ratios") s.ratios = parse_list(next(), "--ratios");
     else if (a == "--lambdas") s.lambdas = parse_list(next(), "--lambdas");
     else if (a == "--ridge-ratios") s.ridge_ratios = parse_list(next(), "--ridge-ratios");
     else if (a == "--ablation-ratios") s.ablation_ratios = parse_list(next(), "--ablation-ratios");
     else if (a == "--sweep-sizes") s.sizes = parse_list(next(), "--sweep-sizes");
+    else if (a == "--statistics-ratios") s.statistics_ratios = parse_list(next(), "--statistics-ratios");
+    else if (a == "--statistics-methods") s.statistics_methods = words();
     else if (a == "--sweep-ratio") s.sweep_ratio = parse_list(next(), "--sweep-ratio").at(0);
     else if (a == "--gqa-ratio") s.gqa_ratio = parse_list(next(), "--gqa-ratio").at(0);
     else if (a == "--studies") {
       s.studies.clear();
-      std::stringstream ss(next());
-      std::string item;
-      while (std::getline(ss, item, ',')) s.studies.insert(item);
+      for (const std::string& w : words()) s.studies.insert(w);
     } else if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -751,8 +1350,10 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
+  for (double sd : s.seeds)
+    if (!(sd >= 1 && std::floor(sd) == sd)) die("--seeds takes positive whole numbers");
   if (std::find(s.ratios.begin(), s.ratios.end(), s.sweep_ratio) == s.ratios.end() &&
-      (s.studies.count("sweep") || s.studies.count("shift")))
+      (s.studies.count("sweep") || s.studies.count("shift") || s.studies.count("seeds")))
     s.ratios.push_back(s.sweep_ratio);
 #ifdef RCPU_TOOL_OPENBLAS
   openblas_set_num_threads(s.threads);
@@ -760,6 +1361,7 @@ int main(int argc, char** argv) {
   Eigen::setNbThreads(s.threads);  // Eigen's products, when they are the ones used (rcpu/kernels.hpp)
   if (const std::string notice = rcpu::kernel_notice(); !notice.empty()) std::cerr << notice << "\n";
   try {
+    std::filesystem::create_directories(s.out);
     Study study(s);
     return study.run();
   } catch (const std::exception& e) {

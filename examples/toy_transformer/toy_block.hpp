@@ -339,8 +339,8 @@ struct BlockPruneOptions {
   double ratio = 0.2;
   rcpu::Score score = rcpu::Score::rcpu;
   rcpu::Compensation compensation = rcpu::Compensation::rotation;
-  /// Ridge of proximal_ridge as a number of pseudo-tokens: lambda = ridge_tokens * (mean over
-  /// channels of E[x^2]), i.e. the prior W' = W_K weighs as much as that many typical tokens. It
+  /// Ridge of proximal_ridge (and rotation_ridge) as a number of pseudo-tokens: lambda = ridge_tokens * (mean
+  /// over channels of E[x^2]), i.e. the prior W' = W_K (Q W_K) weighs as much as that many typical tokens. It
   /// does not depend on the data's scale, and matters less as calibration tokens accumulate.
   double ridge_tokens = 64.0;
   /// Ridge of least_squares, in the same unit: a numerical guard only (the RCPU authors' 1e-4).
@@ -374,7 +374,7 @@ template <typename S>
 rcpu::PrunedLayer<S> prune_module(const typename Block<S>::Matrix& W, const typename Block<S>::Vector& bias,
                                   const rcpu::Statistics<S>& stats, rcpu::PruneOptions opt,
                                   const BlockPruneOptions& bo) {
-  if (bo.compensation == rcpu::Compensation::proximal_ridge)
+  if (bo.compensation == rcpu::Compensation::proximal_ridge || bo.compensation == rcpu::Compensation::rotation_ridge)
     opt.compensation_options.lambda = ridge_lambda(stats, bo.ridge_tokens);
   if (bo.compensation == rcpu::Compensation::least_squares)
     opt.compensation_options.lambda = ridge_lambda(stats, bo.ls_ridge_tokens);

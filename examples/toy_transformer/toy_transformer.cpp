@@ -182,6 +182,7 @@ const char* comp_label(rcpu::Compensation c) {
     case rcpu::Compensation::rotation: return "rotation";
     case rcpu::Compensation::rotation_scale: return "rotation+scale";
     case rcpu::Compensation::rotation_bias: return "rotation+bias";
+    case rcpu::Compensation::rotation_ridge: return "ridge to rotation";
   }
   return "?";
 }
@@ -195,6 +196,7 @@ const char* comp_color(rcpu::Compensation c) {
     case rcpu::Compensation::rotation: return "#1f77b4";
     case rcpu::Compensation::rotation_scale: return "#17becf";
     case rcpu::Compensation::rotation_bias: return "#2ca02c";
+    case rcpu::Compensation::rotation_ridge: return "#9467bd";
   }
   return "black";
 }

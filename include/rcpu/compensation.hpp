@@ -42,7 +42,8 @@ enum class Compensation {
   rotation_scale,  ///< RCPU: W' = s Q W_K, s = tr(S) / (||Z||_F^2 + epsilon)
   rotation_bias,   ///< ours: W' = Q W_K, then b' = b + W mu - W' mu_K (rotation, then FLAP's mean correction)
   least_squares,   ///< ridge to zero: W' = W G[:,K] (G_KK + lambda I)^-1
-  proximal_ridge   ///< the paper's LS(lambda): W' = (W G[:,K] + lambda W_K)(G_KK + lambda I)^-1
+  proximal_ridge,  ///< the paper's LS(lambda): W' = (W G[:,K] + lambda W_K)(G_KK + lambda I)^-1
+  rotation_ridge   ///< ours: the ridge pulled toward the rotation, W' = (W G[:,K] + lambda Q W_K)(G_KK + lambda I)^-1
 };
 
 inline const char* to_string(Compensation c) {
@@ -54,6 +55,7 @@ inline const char* to_string(Compensation c) {
     case Compensation::rotation_bias: return "rotation_bias";
     case Compensation::least_squares: return "least_squares";
     case Compensation::proximal_ridge: return "proximal_ridge";
+    case Compensation::rotation_ridge: return "rotation_ridge";
   }
   return "unknown";
 }
@@ -61,18 +63,19 @@ inline const char* to_string(Compensation c) {
 /// Parses the names printed by to_string(Compensation). \throws rcpu::invalid_argument if unknown.
 inline Compensation compensation_from_string(const std::string& name) {
   for (Compensation c : {Compensation::none, Compensation::bias, Compensation::rotation, Compensation::rotation_scale,
-                         Compensation::rotation_bias, Compensation::least_squares, Compensation::proximal_ridge})
+                         Compensation::rotation_bias, Compensation::least_squares, Compensation::proximal_ridge,
+                         Compensation::rotation_ridge})
     if (name == to_string(c)) return c;
   detail::fail("unknown compensation '" + name +
-               "' (none, bias, rotation, rotation_scale, rotation_bias, least_squares, proximal_ridge)");
+               "' (none, bias, rotation, rotation_scale, rotation_bias, least_squares, proximal_ridge, rotation_ridge)");
 }
 
 /// Whether a compensation needs the full Gram (all but none and bias do).
 inline bool needs_gram(Compensation c) { return c != Compensation::none && c != Compensation::bias; }
 
 struct CompensationOptions {
-  /// Ridge strength for least_squares and proximal_ridge, added to G_KK (the sum over tokens, not the
-  /// mean: it scales with the token count). The RCPU authors' ridge baseline uses 1e-4.
+  /// Ridge strength for least_squares, proximal_ridge and rotation_ridge, added to G_KK (the sum over
+  /// tokens, not the mean: it scales with the token count). The RCPU authors' ridge baseline uses 1e-4.
   double lambda = 1e-4;
   /// Added to ||Z||_F^2 in the denominator of the scale (the RCPU authors add 1e-6).
   double scale_epsilon = 0.0;
@@ -89,7 +92,7 @@ struct Compensated {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   Matrix weight;                    ///< d_out x k, columns in the order of the kept set
   Vector bias;                      ///< d_out, or empty when the layer had none and the method adds none
-  Matrix rotation;                  ///< Q (d_out x d_out) for rotation-based methods, else empty
+  Matrix rotation;                  ///< Q (d_out x d_out) for rotation-based methods (rotation_ridge too), else empty
   double scale = 1.0;               ///< s for rotation_scale, else 1
   Eigen::VectorXd singular_values;  ///< of M, for rotation-based methods, else empty
   LayerReport report;               ///< errors before/after on the calibration statistics
@@ -263,6 +266,67 @@ inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B, double& bhb) {
 #endif
 }
 
+// The Procrustes rotation of the layer (rotation, rotation_scale, rotation_bias, rotation_ridge):
+// M = Y Z^T = A W_K^T = U S V^T, Q = U V^T, with the report's rank, condition and det fix. A is freed
+// before the solve (peak memory) unless keep_a (the geometry or the ridge still needs it). False,
+// with the reason in rep.info, when the solve failed.
+inline bool layer_rotation(LayerSystem& sys, const ProcrustesOptions& popt, bool keep_a, LayerReport& rep,
+                           ProcrustesSolution<double>& pr) {
+  const Index d_out = sys.Wp.rows();
+  (void)procrustes_route(popt.method, d_out);  // refuses a size no route takes, before the work
+  Eigen::MatrixXd M(d_out, d_out);
+  gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
+  if (!keep_a) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
+  solve_procrustes<double>(M, popt, pr);
+  M.resize(0, 0);  // peak memory: M is not needed once Q is known
+  rep.info = pr.info;
+  if (pr.info != Info::success) return false;
+  rep.rank_m = numerical_rank(pr.sigma);
+  rep.condition_m = condition_number(pr.sigma);
+  rep.reflection_fixed = pr.flipped;
+  return true;
+}
+
+// The ridge pulled toward a prior P (least_squares: none, P = 0; proximal_ridge: P = W_K;
+// rotation_ridge: P = Q W_K), the minimiser of ||Y - W' X_K||^2 + lambda ||W' - P||^2:
+//   W' = (A + lambda P)(G_KK + lambda I)^-1,
+// into out.weight, with wgw = tr(W' G_KK W'^T) and wa = <W', A> for the report. A becomes the
+// right-hand side (peak memory: no copy) unless keep_a (the geometry still needs it).
+inline void ridge_compensate(LayerSystem& sys, double lam, const Eigen::Ref<const Eigen::MatrixXd>* prior, bool keep_a,
+                             Compensated<double>& out, double& wgw, double& wa) {
+  const Eigen::MatrixXd& G = *sys.st.gram;
+  const std::vector<Index>& K = sys.K;
+  const Index k = sys.k;
+  Eigen::MatrixXd H(k, k);
+  for (Index j = 0; j < k; ++j) {  // lower triangle of G_KK + lambda I
+    const double* g = G.col(K[std::size_t(j)]).data();
+    for (Index i = j; i < k; ++i) H(i, j) = g[K[std::size_t(i)]];
+  }
+  H.diagonal().array() += lam;
+  // B = A (+ lambda P), the right-hand side, solved in place.
+  if (keep_a)
+    out.weight = sys.A;
+  else
+    out.weight = std::move(sys.A);
+  if (prior != nullptr) out.weight += lam * *prior;
+  double bhb = 0;  // <W', B>
+  if (!ridge_solve(H, out.weight, bhb)) {
+    // Singular G_KK + lambda I (e.g. lambda = 0 and dead channels): LDLT with its pseudo-inverse
+    // treatment of zero pivots, and say so. out.weight still holds B.
+    H = G(K, K);
+    H.diagonal().array() += lam;
+    const Eigen::MatrixXd rhs = out.weight.transpose();
+    Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
+    out.weight = ldlt.solve(rhs).transpose();
+    bhb = out.weight.cwiseProduct(rhs.transpose()).sum();
+    out.report.info = Info::numerical_issue;
+  }
+  // W' (G_KK + lam I) = B = A + lam P, so
+  //   <W', A> = <W', B> - lam <W', P>,  tr(W' G_KK W'^T) = <W', B> - lam ||W'||^2.
+  wa = bhb - (prior != nullptr ? lam * out.weight.cwiseProduct(*prior).sum() : 0.0);
+  wgw = bhb - lam * out.weight.squaredNorm();
+}
+
 inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eigen::VectorXd& b, bool has_bias,
                                            const StatsView& st, const std::vector<Index>& K, Compensation method,
                                            const CompensationOptions& opt) {
@@ -299,18 +363,8 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
     case Compensation::rotation:
     case Compensation::rotation_scale:
     case Compensation::rotation_bias: {
-      (void)procrustes_route(opt.procrustes.method, d_out);  // refuses a size no route takes, before the work
-      Eigen::MatrixXd M(d_out, d_out);
-      gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
-      if (!geometry) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
       ProcrustesSolution<double> pr;
-      solve_procrustes<double>(M, opt.procrustes, pr);
-      M.resize(0, 0);  // peak memory: M is not needed once Q is known
-      rep.info = pr.info;
-      if (pr.info != Info::success) break;
-      rep.rank_m = numerical_rank(pr.sigma);
-      rep.condition_m = condition_number(pr.sigma);
-      rep.reflection_fixed = pr.flipped;
+      if (!layer_rotation(sys, opt.procrustes, geometry, rep, pr)) break;
       if (method == Compensation::rotation_scale) {
         const double den = sys.zz + opt.scale_epsilon;
         require(std::isfinite(den) && den > 0, "Procrustes::scale: ||Z||^2 + epsilon = " + std::to_string(den) +
@@ -330,39 +384,23 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
     }
     case Compensation::least_squares:
     case Compensation::proximal_ridge: {
-      const double lam = opt.lambda;
-      const Eigen::MatrixXd& G = *st.gram;
-      Eigen::MatrixXd H(k, k);
-      for (Index j = 0; j < k; ++j) {  // lower triangle of G_KK + lambda I
-        const double* g = G.col(K[std::size_t(j)]).data();
-        for (Index i = j; i < k; ++i) H(i, j) = g[K[std::size_t(i)]];
-      }
-      H.diagonal().array() += lam;
-      // B = A (+ lambda W_K), the right-hand side, solved in place. A becomes B (peak memory: no
-      // copy) unless the geometry still needs it.
-      if (geometry)
-        out.weight = sys.A;
-      else
-        out.weight = std::move(sys.A);
-      const bool proximal = method == Compensation::proximal_ridge;
-      if (proximal) out.weight += lam * sys.WK();
+      const Eigen::Ref<const Eigen::MatrixXd> WK = sys.WK();
+      ridge_compensate(sys, opt.lambda, method == Compensation::proximal_ridge ? &WK : nullptr, geometry, out, wgw, wa);
       weight_set = true;
-      double bhb = 0;  // <W', B>
-      if (!ridge_solve(H, out.weight, bhb)) {
-        // Singular G_KK + lambda I (e.g. lambda = 0 and dead channels): LDLT with its pseudo-inverse
-        // treatment of zero pivots, and say so. out.weight still holds B.
-        H = G(K, K);
-        H.diagonal().array() += lam;
-        const Eigen::MatrixXd rhs = out.weight.transpose();
-        Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
-        out.weight = ldlt.solve(rhs).transpose();
-        bhb = out.weight.cwiseProduct(rhs.transpose()).sum();
-        rep.info = Info::numerical_issue;
-      }
-      // W' (G_KK + lam I) = B = A + [proximal] lam W_K, so
-      //   <W', A> = <W', B> - [proximal] lam <W', W_K>,  tr(W' G_KK W'^T) = <W', B> - lam ||W'||^2.
-      wa = bhb - (proximal ? lam * out.weight.cwiseProduct(sys.WK()).sum() : 0.0);
-      wgw = bhb - lam * out.weight.squaredNorm();
+      break;
+    }
+    case Compensation::rotation_ridge: {
+      // The ridge whose prior is the rotated weight Q W_K (Q of the rotation, same options): A is
+      // kept through the Procrustes solve, as the ridge's right-hand side.
+      ProcrustesSolution<double> pr;
+      if (!layer_rotation(sys, opt.procrustes, true, rep, pr)) break;
+      Eigen::MatrixXd QWK(d_out, k);
+      gemm<double>(Op::none, Op::none, 1.0, pr.q, sys.WK(), 0.0, QWK);
+      out.rotation = std::move(pr.q);
+      out.singular_values = std::move(pr.sigma);
+      const Eigen::Ref<const Eigen::MatrixXd> prior = QWK;
+      ridge_compensate(sys, opt.lambda, &prior, geometry, out, wgw, wa);
+      weight_set = true;
       break;
     }
   }

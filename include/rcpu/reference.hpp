@@ -87,6 +87,18 @@ inline Compensated<double> compensate(const Eigen::MatrixXd& W, const Eigen::Vec
       out.weight = H.ldlt().solve(rhs).transpose();
       break;
     }
+    case Compensation::rotation_ridge: {
+      // argmin ||Y - W' X_K||^2 + lambda ||W' - Q W_K||^2, Q of the rotation on the explicit Y and Z.
+      Procrustes<double> pr;
+      pr.compute(Y, Z, opt.procrustes);
+      out.rotation = pr.rotation();
+      out.singular_values = pr.singular_values();
+      Eigen::MatrixXd H = XK * XK.transpose();
+      H.diagonal().array() += opt.lambda;
+      const Eigen::MatrixXd rhs = (Y * XK.transpose() + opt.lambda * out.rotation * WK).transpose();
+      out.weight = H.ldlt().solve(rhs).transpose();
+      break;
+    }
   }
   const Eigen::MatrixXd ones = Eigen::RowVectorXd::Ones(X.rows());
   const Eigen::MatrixXd Yb = Y + b0 * ones;

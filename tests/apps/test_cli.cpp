@@ -146,6 +146,7 @@ TEMPLATE_TEST_CASE("prune writes what rcpu::prune_layer returns, bit for bit", "
       {1, rcpu::Score::rcpu, rcpu::Compensation::rotation, "", 1e-4},
       {4, rcpu::Score::flap, rcpu::Compensation::rotation_scale, "", 1e-4},
       {1, rcpu::Score::wanda_sp, rcpu::Compensation::proximal_ridge, "--lambda 3.5", 3.5},
+      {4, rcpu::Score::rcpu, rcpu::Compensation::rotation_ridge, "--lambda 2.5", 2.5},
       {4, rcpu::Score::rcpu, rcpu::Compensation::rotation_bias, "", 1e-4},
       {1, rcpu::Score::magnitude, rcpu::Compensation::bias, "", 1e-4},
       {1, rcpu::Score::rcpu_paper, rcpu::Compensation::least_squares, "", 1e-4},

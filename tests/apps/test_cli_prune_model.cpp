@@ -46,6 +46,13 @@ TEST_CASE("prune-model writes GGUF files of the chosen types, with their provena
   CHECK(g.get_string("rcpu.method", "") == "flap_alam");
   CHECK(g.get_int("rcpu.calibration.windows", 0) == 5);
   CHECK(g.get_int("rcpu.calibration.seed", 0) == 7);
+  CHECK(g.get_string("rcpu.statistics", "") == "pruned_prefix");
+  // --statistics dense: recorded in the provenance.
+  const Result d = run_cli(dir, std::string("prune-model '") + model + "' -o " + (dir / "dense-stats.gguf") +
+                                    " --ratio 0.3 --method flap --statistics dense --calib " + (dir / "calib.txt") +
+                                    " --windows 5 --seq 32 --quiet");
+  REQUIRE(d.status == 0);
+  CHECK(rcpu::io::GgufFile::open(dir / "dense-stats.gguf").get_string("rcpu.statistics", "") == "dense");
   // --round-to and --type: Q8_0 rows need multiples of 32.
   const Result q = run_cli(dir, std::string("prune-model '") + model + "' -o " + (dir / "q.gguf") +
                                     " --ratio 0.3 --calib " + (dir / "calib.txt") +
@@ -96,9 +103,11 @@ TEST_CASE("prune-model: every bad argument or file gets one line, a non-zero exi
       {"prune-model " + m + good + " --type f32,q8_0", 2, "{type}"},
       {"prune-model " + m + good + " --gqa-rule heads", 2, "unknown GQA rule"},
       {"prune-model " + m + good + " --gqa-fix none", 2, "unknown GQA fix"},
+      {"prune-model " + m + good + " --statistics both", 2, "unknown statistics source"},
       {"prune-model " + m + good + " --round-to -1", 2, "--round-to"},
       {"prune-model " + m + good + " --lambda 0.1", 2, "--lambda is only used by --method ridge"},
       {"prune-model " + m + good + " --method ridge --lambda 0", 2, "--lambda must be > 0"},
+      {"prune-model " + m + good + " --method rotation_ridge --lambda -1", 2, "--lambda must be > 0"},
       {"prune-model " + m + good + " --windows 0", 2, "--windows"},
       {"prune-model " + m + good + " --calib-fraction 0", 2, "--calib-fraction"},
       {"prune-model " + (dir / "absent.gguf") + good, 1, "no such file"},

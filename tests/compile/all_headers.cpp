@@ -7,10 +7,12 @@
 #include <rcpu/io/ggml_quants.hpp>
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/io/gguf_writer.hpp>
+#include <rcpu/io/json.hpp>
 #include <rcpu/io/npy.hpp>
 #include <rcpu/io/staged_output.hpp>
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/model/block_rotation.hpp>
+#include <rcpu/model/bootstrap.hpp>
 #include <rcpu/model/export.hpp>
 #include <rcpu/model/gqa.hpp>
 #include <rcpu/model/llama.hpp>
@@ -19,6 +21,7 @@
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/provenance.hpp>
 #include <rcpu/model/tokenizer.hpp>
+#include <rcpu/model/zeroshot.hpp>
 #include <rcpu/reference.hpp>
 
 #include <iostream>
@@ -51,7 +54,8 @@ void use_scalar(const std::string& path) {
   std::cout << rcpu::unit_scores(W, st, rcpu::Score::flap, 2).sum();
   for (const rcpu::Compensation c : {rcpu::Compensation::none, rcpu::Compensation::bias, rcpu::Compensation::rotation,
                                      rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias,
-                                     rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge}) {
+                                     rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge,
+                                     rcpu::Compensation::rotation_ridge}) {
     rcpu::PruneOptions o = rcpu::PruneOptions::heads(2, 0.25);
     o.compensation = c;
     const auto p = rcpu::prune_layer(W, st, o);
@@ -96,7 +100,11 @@ void rcpu_all_headers_use(const std::string& path) {
                    .weight.sum();
   rcpu::model::PipelineOptions mo = rcpu::model::method_options("rotation", 0.2);
   mo.round_to = 64;
+  mo.statistics = rcpu::model::statistics_source_from_string(path);
   const auto pr = rcpu::model::prune_model(model, ids, mo);
+  const std::vector<double> va(8, 1.0), vb(8, 0.5);
+  std::cout << rcpu::model::to_string(rcpu::model::verdict(rcpu::model::paired_mean_difference(va, vb), true))
+            << rcpu::model::stratified_mean_difference({{va, vb}}).lo << rcpu::model::perplexity_ratio(va, vb).hi;
   rcpu::model::ExportOptions eo;
   eo.metadata = rcpu::model::provenance(pr, {path, 1, 8, 0});
   for (const rcpu::io::GgmlType t : {rcpu::io::GgmlType::f32, rcpu::io::GgmlType::q8_0, rcpu::io::GgmlType::q4_0}) {
@@ -114,4 +122,7 @@ void rcpu_all_headers_use(const std::string& path) {
   rcpu::io::StagedOutput out;
   (void)out.stage(path);
   out.publish();
+  const auto task = rcpu::model::load_zeroshot_task("piqa", path, 10);
+  std::cout << rcpu::model::evaluate_zeroshot(model, tok, task).paper_value()
+            << rcpu::io::parse_json(path).size();
 }

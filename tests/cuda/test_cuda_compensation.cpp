@@ -13,7 +13,7 @@ namespace {
 const rcpu::Compensation all_methods[] = {
     rcpu::Compensation::none,           rcpu::Compensation::bias,          rcpu::Compensation::rotation,
     rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias, rcpu::Compensation::least_squares,
-    rcpu::Compensation::proximal_ridge};
+    rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation_ridge};
 
 struct Layer {
   Eigen::MatrixXd W, X;
@@ -38,7 +38,7 @@ void check_comparison(const rcpu::OutputComparison& a, const rcpu::OutputCompari
 
 bool rotation_based(rcpu::Compensation m) {
   return m == rcpu::Compensation::rotation || m == rcpu::Compensation::rotation_scale ||
-         m == rcpu::Compensation::rotation_bias;
+         m == rcpu::Compensation::rotation_bias || m == rcpu::Compensation::rotation_ridge;
 }
 
 template <typename Scalar>
@@ -60,7 +60,8 @@ void compare_all(const Layer& L, const std::vector<Index>& kept, bool full_rank_
       REQUIRE(ref.report.info == rcpu::Info::success);
       REQUIRE(dev.report.info == rcpu::Info::success);
       const auto got = dev.to_host(ctx());
-      const bool ls = method == rcpu::Compensation::least_squares || method == rcpu::Compensation::proximal_ridge;
+      const bool ls = method == rcpu::Compensation::least_squares || method == rcpu::Compensation::proximal_ridge ||
+                      method == rcpu::Compensation::rotation_ridge;
       const double tw = is_float ? (ls ? 5e-3 : 5e-4) : 1e-8;
       REQUIRE(got.weight.rows() == W.rows());
       REQUIRE(got.weight.cols() == Index(kept.size()));
@@ -142,7 +143,8 @@ TEMPLATE_TEST_CASE("statistics accumulated on the device compensate as the CPU d
   const auto dW = up<double>(L.W);
   rcpu::CompensationOptions opt;
   opt.scale_epsilon = 1e-6;
-  for (auto method : {rcpu::Compensation::rotation_scale, rcpu::Compensation::proximal_ridge}) {
+  for (auto method : {rcpu::Compensation::rotation_scale, rcpu::Compensation::proximal_ridge,
+                      rcpu::Compensation::rotation_ridge}) {
     INFO("method " << rcpu::to_string(method));
     const auto ref = rcpu::compensate(L.W, cpu_st, kept, method, opt);
     const auto dev = rcpu::cuda::compensate(ctx(), dW, dst, kept, method, opt);
@@ -203,6 +205,9 @@ TEST_CASE("bad input throws rcpu::invalid_argument before any work", "[cuda][com
   rcpu::CompensationOptions neg;
   neg.lambda = -1;
   CHECK_THROWS_AS(rcpu::cuda::compensate(ctx(), dW, dst, kept, Compensation::least_squares, neg), rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::cuda::compensate(ctx(), dW, dst, kept, Compensation::rotation_ridge, neg), rcpu::invalid_argument);
+  neg.lambda = std::nan("");
+  CHECK_THROWS_AS(rcpu::cuda::compensate(ctx(), dW, dst, kept, Compensation::rotation_ridge, neg), rcpu::invalid_argument);
   Eigen::MatrixXd Wn = L.W;
   Wn(1, 1) = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_AS(rcpu::cuda::compensate(ctx(), up<double>(Wn), dst, kept, Compensation::none), rcpu::invalid_argument);

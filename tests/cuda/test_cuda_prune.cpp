@@ -55,7 +55,7 @@ TEMPLATE_TEST_CASE("prune_layer equals the CPU's: heads of o_proj and channels o
     const auto dW = up<TestType>(s.W), db = up<TestType>(s.b);
     const auto dst = rcpu::cuda::DeviceStatistics<double>::from_host(ctx(), s.st);
     for (auto method : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale, rcpu::Compensation::bias,
-                        rcpu::Compensation::proximal_ridge}) {
+                        rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation_ridge}) {
       INFO((heads ? "heads, " : "channels, ") << rcpu::to_string(method));
       rcpu::PruneOptions o = heads ? rcpu::PruneOptions::heads(4, 0.34) : rcpu::PruneOptions::channels(0.3);
       o.compensation = method;

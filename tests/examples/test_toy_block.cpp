@@ -22,7 +22,7 @@ namespace {
 const std::vector<rcpu::Compensation> all_compensations = {
     rcpu::Compensation::none,          rcpu::Compensation::bias,     rcpu::Compensation::least_squares,
     rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale,
-    rcpu::Compensation::rotation_bias};
+    rcpu::Compensation::rotation_bias, rcpu::Compensation::rotation_ridge};
 
 rcpu_toy::BlockConfig small_config(rcpu::Index kv_heads) {
   rcpu_toy::BlockConfig c;

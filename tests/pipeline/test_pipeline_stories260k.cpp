@@ -6,7 +6,8 @@
 //   - the statistics-based compensation equals the raw-activation reference (rcpu::reference) on the
 //     first two layers, the second one fed by the pruned first layer (the paper's sequential protocol);
 //   - the pruned pass that feeds the next layer equals LlamaModel::forward_layer on the pruned layer;
-//   - configurations run in lockstep give bit-for-bit the results of separate runs;
+//   - configurations run in lockstep give bit-for-bit the results of separate runs, also with dense
+//     and pruned-prefix statistics mixed (PipelineOptions::statistics), which agree on layer 0 only;
 //   - pruned models exported to GGUF read back the same (export_checks.hpp).
 // No check asserts which method wins.
 //
@@ -154,7 +155,8 @@ int main() {
     std::vector<PipelineOptions> all;
     for (rcpu::Compensation c :
          {rcpu::Compensation::none, rcpu::Compensation::bias, rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale,
-          rcpu::Compensation::rotation_bias, rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge})
+          rcpu::Compensation::rotation_bias, rcpu::Compensation::least_squares, rcpu::Compensation::proximal_ridge,
+          rcpu::Compensation::rotation_ridge})
       for (double ratio : {0.1, 0.3}) all.push_back(base(ratio, c));
     for (rcpu::Score s : {rcpu::Score::magnitude, rcpu::Score::wanda_sp, rcpu::Score::wanda_sp_rcpu, rcpu::Score::flap,
                           rcpu::Score::rcpu_paper})
@@ -220,7 +222,8 @@ int main() {
     // 4. Statistics-based compensation = raw-activation reference, layers 0 and 1 (layer 1 fed by the
     //    pruned layer 0). Ridge with an absolute lambda so that the reference uses the same one.
     for (rcpu::Compensation c : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale,
-                                 rcpu::Compensation::proximal_ridge, rcpu::Compensation::bias}) {
+                                 rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation_ridge,
+                                 rcpu::Compensation::bias}) {
       PipelineOptions o = base(0.3, c);
       o.relative_lambda = 0;
       o.compensation_options.lambda = 5.0;
@@ -250,6 +253,21 @@ int main() {
                 what + ": reports equal the reference's");
         r.model.forward_layer(l, h, seq);  // the pruned layer feeds the next one
       }
+    }
+    // 4b. relative_lambda sets each ridge's strength per layer and module, rotation_ridge as proximal_ridge:
+    //     lambda = relative_lambda * sum_{j in K} sum_t x_tj^2 / k, here from layer 0's raw inputs.
+    for (rcpu::Compensation c : {rcpu::Compensation::proximal_ridge, rcpu::Compensation::rotation_ridge}) {
+      const PipelineOptions o = base(0.3, c);
+      const auto r = rcpu::model::prune_model(dense, calib, o);
+      Eigen::MatrixXd Xo, Xd;
+      raw_inputs(dense, 0, dense.embed(calib), seq, Xo, Xd);
+      const auto& out = r.layers[0];
+      const auto cols = rcpu::expand_groups(out.kept_heads, cfg.head_dim);
+      const double lo = o.relative_lambda * Xo(Eigen::all, cols).squaredNorm() / double(cols.size());
+      const double ld =
+          o.relative_lambda * Xd(Eigen::all, out.kept_channels).squaredNorm() / double(out.kept_channels.size());
+      check(std::abs(out.lambda_attention - lo) <= 1e-6 * lo && std::abs(out.lambda_mlp - ld) <= 1e-6 * ld,
+            std::string(rcpu::to_string(c)) + ": the ridge strength is relative_lambda times the kept channels' mean energy");
     }
     {  // The per-head block rotation against Y Z^T from raw activations.
       PipelineOptions o = base(0.3, rcpu::Compensation::rotation);
@@ -307,6 +325,50 @@ int main() {
                     rcpu::model::perplexity(together[1].model, ids, po).perplexity,
                 "at 10% the per-head rotation is the full rotation");
         }
+      }
+    }
+
+    // 6b. Statistics from the dense model (FLAP's code) vs from the pruned prefix (the default): layer 0
+    //     agrees, later layers differ; mixed in lockstep, each equals its separate run.
+    {
+      std::vector<PipelineOptions> cs;
+      for (rcpu::Compensation c : {rcpu::Compensation::bias, rcpu::Compensation::rotation})
+        for (rcpu::model::StatisticsSource src :
+             {rcpu::model::StatisticsSource::pruned_prefix, rcpu::model::StatisticsSource::dense}) {
+          PipelineOptions o = base(0.2, c, c == rcpu::Compensation::bias ? rcpu::Score::flap : rcpu::Score::rcpu);
+          o.statistics = src;
+          o.label = std::string(c == rcpu::Compensation::bias ? "FLAP" : "RCPU rotation") + " 20%, " +
+                    rcpu::model::to_string(src) + " statistics";
+          cs.push_back(o);
+        }
+      const auto together = rcpu::model::prune_models(dense, calib, cs);
+      for (std::size_t i = 0; i < cs.size(); ++i) {
+        const auto alone = rcpu::model::prune_model(dense, calib, cs[i]);
+        bool same = true;
+        for (Index l = 0; l < cfg.n_layers; ++l) {
+          const auto& x = together[i].model.layer(l);
+          const auto& y = alone.model.layer(l);
+          same = same && x.wo == y.wo && x.w_down == y.w_down && x.bo == y.bo && x.b_down == y.b_down &&
+                 x.head_ids == y.head_ids && x.channel_ids == y.channel_ids;
+        }
+        check(same, cs[i].label + ": mixed lockstep equals the separate run bit for bit");
+        std::cout << cs[i].label << ": perplexity " << rcpu::model::perplexity(alone.model, ids, po).perplexity << "\n";
+      }
+      for (std::size_t i = 0; i < cs.size(); i += 2) {
+        const auto& p = together[i].model;
+        const auto& d = together[i + 1].model;
+        check(p.layer(0).wo == d.layer(0).wo && p.layer(0).w_down == d.layer(0).w_down &&
+                  p.layer(0).channel_ids == d.layer(0).channel_ids && p.layer(0).head_ids == d.layer(0).head_ids,
+              cs[i].label + ": layer 0 is the same with dense statistics");
+        bool differ = true;
+        for (Index l = 1; l < cfg.n_layers; ++l) {
+          const auto& x = p.layer(l);
+          const auto& y = d.layer(l);
+          const bool same = x.channel_ids == y.channel_ids && x.head_ids == y.head_ids && x.wo == y.wo &&
+                            x.w_down == y.w_down && x.bo == y.bo && x.b_down == y.b_down;
+          differ = differ && !same;
+        }
+        check(differ, cs[i].label + ": every later layer differs with dense statistics");
       }
     }
 

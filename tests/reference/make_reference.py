@@ -117,6 +117,7 @@ methods = {
     "rotation_bias": (Q @ WK, b + W @ mu - Q @ WK @ mu[K]),
     "least_squares": (ridge(LAMBDA_LS, np.zeros_like(WK)), b),
     "proximal_ridge": (ridge(LAMBDA_PROX, WK), b),
+    "rotation_ridge": (ridge(LAMBDA_PROX, Q @ WK), b),  # the ridge pulled toward scipy's rotation
 }
 for name, (Wp, bp) in methods.items():
     emit("weight_" + name, Wp)

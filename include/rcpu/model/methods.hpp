@@ -45,7 +45,8 @@ inline const std::vector<MethodPreset>& method_presets() {
       {"rcpu_rotation_o_only", "RCPU rotation, o_proj only"},
       {"rcpu_rotation_down_only", "RCPU rotation, down_proj only"},
       {"rcpu_rotation_alam", "RCPU rotation, AL-AM allocation"},
-      {"ridge", "proximal ridge LS(lambda)"}};
+      {"ridge", "proximal ridge LS(lambda)"},
+      {"rcpu_rotation_ridge", "ridge toward the rotation (ours)"}};
   return p;
 }
 
@@ -57,7 +58,8 @@ inline std::string method_id(const std::string& id) {
       {"rotation_scale", "rcpu_rotation_scale"},
       {"rotation_bias", "rcpu_rotation_bias"},
       {"per_head", "rcpu_rotation_per_head"},
-      {"proximal_ridge", "ridge"}};
+      {"proximal_ridge", "ridge"},
+      {"rotation_ridge", "rcpu_rotation_ridge"}};
   for (const auto& a : alias)
     if (id == a.first) return a.second;
   return id;
@@ -70,7 +72,8 @@ inline const char* method_name(const std::string& id) {
     if (m == p.id) return p.name;
   std::string all;
   for (const MethodPreset& p : method_presets()) all += std::string(all.empty() ? "" : ", ") + p.id;
-  rcpu::detail::fail("unknown method '" + id + "' (" + all + "; aliases none, rotation, rotation_scale, rotation_bias, per_head, proximal_ridge)");
+  rcpu::detail::fail("unknown method '" + id + "' (" + all +
+                     "; aliases none, rotation, rotation_scale, rotation_bias, per_head, proximal_ridge, rotation_ridge)");
 }
 
 /// PipelineOptions of a method at `ratio` (other fields at their defaults; a ridge's strength is
@@ -97,6 +100,9 @@ inline PipelineOptions method_options(const std::string& id, double ratio) {
     o.compensation = Compensation::rotation_bias;
   } else if (m == "ridge") {
     o.compensation = Compensation::proximal_ridge;
+  } else if (m == "rcpu_rotation_ridge") {
+    o.score = Score::rcpu;
+    o.compensation = Compensation::rotation_ridge;
   } else {  // the rotation and its variants
     o.compensation = Compensation::rotation;
     if (m == "rcpu_rotation_alam") o.allocation = Allocation::flap_adaptive;

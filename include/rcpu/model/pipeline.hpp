@@ -11,6 +11,10 @@
 ///     prune and compensate o_proj (attention heads), then down_proj (MLP channels);
 ///     run the PRUNED layer l to produce the inputs of layer l+1.
 ///
+/// With PipelineOptions::statistics = StatisticsSource::dense (FLAP's code), layer l is instead
+/// pruned from the statistics of the dense model's own hidden states at layer l: one dense pass feeds
+/// every layer, and the pruned layers never feed each other.
+///
 /// The result is a really smaller LlamaModel (fewer query heads, possibly fewer KV heads, fewer MLP
 /// channels per layer) with its parameter count, and a report per layer (rcpu::LayerReport of both
 /// modules, kept units, timing).
@@ -31,6 +35,8 @@
 /// - prune_models() runs several configurations in lockstep and shares the hidden states (and the
 ///   dense pass with its statistics) between configurations for as long as their pruned layers are
 ///   bit-for-bit identical (e.g. methods that differ only on o_proj at a ratio that removes no head).
+///   Configurations with dense statistics all follow the dense hidden states: they share one branch
+///   (and its dense pass) from start to end, whatever they prune.
 ///
 /// Optional part of rcpu: not included by rcpu.hpp.
 
@@ -86,6 +92,13 @@ enum class OprojRotation {
   per_head  ///< block-diagonal, blocks of head_dim output channels (compensate_block_rotation())
 };
 
+/// Where the calibration statistics of layer l (and so its scores, selection and compensation targets)
+/// come from.
+enum class StatisticsSource {
+  pruned_prefix,  ///< the dense layer l on the outputs of the already-pruned layers 0..l-1 (sequential)
+  dense           ///< the dense model's own hidden states at layer l (one dense pass; FLAP's code)
+};
+
 inline const char* to_string(GqaRule r) {
   switch (r) {
     case GqaRule::query_heads: return "query_heads";
@@ -96,6 +109,7 @@ inline const char* to_string(GqaRule r) {
 }
 inline const char* to_string(Allocation a) { return a == Allocation::uniform ? "uniform" : "flap_adaptive"; }
 inline const char* to_string(OprojRotation r) { return r == OprojRotation::full ? "full" : "per_head"; }
+inline const char* to_string(StatisticsSource s) { return s == StatisticsSource::dense ? "dense" : "pruned_prefix"; }
 
 /// Parses the names printed by to_string(GqaRule). \throws rcpu::invalid_argument if unknown.
 inline GqaRule gqa_rule_from_string(const std::string& s) {
@@ -115,6 +129,13 @@ inline OprojRotation o_proj_rotation_from_string(const std::string& s) {
     if (s == to_string(r)) return r;
   rcpu::detail::fail("unknown o_proj rotation '" + s + "' (full, per_head)");
 }
+/// Parses the names printed by to_string(StatisticsSource), and "pruned" for pruned_prefix.
+/// \throws rcpu::invalid_argument if unknown.
+inline StatisticsSource statistics_source_from_string(const std::string& s) {
+  if (s == "pruned" || s == to_string(StatisticsSource::pruned_prefix)) return StatisticsSource::pruned_prefix;
+  if (s == to_string(StatisticsSource::dense)) return StatisticsSource::dense;
+  rcpu::detail::fail("unknown statistics source '" + s + "' (pruned_prefix or pruned, dense)");
+}
 
 /// Whether a compensation is one of the rotations.
 inline bool is_rotation(Compensation c) {
@@ -129,13 +150,13 @@ struct PipelineOptions {
   /// Ratios for heads and MLP channels separately (uniform allocation only); negative: `ratio`.
   double attention_ratio = -1.0;
   double mlp_ratio = -1.0;
-  /// Which units go: the score of each head / channel on the pruned model's statistics.
+  /// Which units go: the score of each head / channel on the layer's statistics (see `statistics`).
   Score score = Score::rcpu;
   /// How the kept columns are repaired.
   Compensation compensation = Compensation::rotation;
   CompensationOptions compensation_options;
-  /// When > 0, the ridge strength of least_squares and proximal_ridge is set per layer and module to
-  /// relative_lambda * tr(G_KK) / k (the mean energy of a kept channel over the calibration tokens),
+  /// When > 0, the ridge strength of least_squares, proximal_ridge and rotation_ridge is set per layer
+  /// and module to relative_lambda * tr(G_KK) / k (the mean energy of a kept channel over the calibration tokens),
   /// which makes one value fit layers whose activations differ by orders of magnitude. 0: use
   /// compensation_options.lambda as it is.
   double relative_lambda = 0.0;
@@ -145,6 +166,10 @@ struct PipelineOptions {
   GqaRule gqa = GqaRule::query_heads;
   Allocation allocation = Allocation::uniform;
   OprojRotation o_proj_rotation = OprojRotation::full;
+  /// Where layer l's statistics come from: the dense layer l on the pruned prefix's outputs (default,
+  /// the RCPU paper's sequential pipeline) or the dense model's hidden states (FLAP's code: one dense
+  /// pass, every layer pruned from it). Scores, selection and compensation targets all follow it.
+  StatisticsSource statistics = StatisticsSource::pruned_prefix;
   /// Explicit per-layer numbers of removed query heads and MLP channels (n_layers entries each), e.g.
   /// from flap_allocation(); they override ratio and allocation. Empty: not used.
   std::vector<Index> removed_heads, removed_channels;
@@ -178,7 +203,8 @@ struct LayerOutcome {
   Index parameters = 0;        ///< parameters of the pruned layer
   double seconds_dense = 0;    ///< dense pass + statistics (shared by configurations in lockstep)
   double seconds_prune = 0;    ///< scores, selection and compensation of both modules
-  double seconds_forward = 0;  ///< pruned pass that feeds the next layer (shared likewise)
+  double seconds_forward = 0;  ///< pruned pass that feeds the next layer (shared likewise; 0 with dense
+                               ///< statistics: the dense pass feeds the next layer)
   Index shared_with = 1;       ///< configurations that shared the dense pass
   double seconds() const { return seconds_dense + seconds_prune + seconds_forward; }
 };
@@ -233,6 +259,8 @@ inline void validate_options(const PipelineOptions& o, const LlamaModel& m, cons
                         w + "relative_lambda = " + std::to_string(o.relative_lambda) + " must be finite and >= 0");
   rcpu::detail::require(o.chunk_windows >= 1, w + "chunk_windows must be >= 1");
   rcpu::detail::require(o.round_to >= 0, w + "round_to = " + std::to_string(o.round_to) + " must be >= 0");
+  rcpu::detail::require(o.statistics == StatisticsSource::pruned_prefix || o.statistics == StatisticsSource::dense,
+                        w + "statistics = " + std::to_string(int(o.statistics)) + " is not a StatisticsSource");
   const LlamaConfig& c = m.config();
   rcpu::detail::require(o.allocation == Allocation::uniform || o.gqa == GqaRule::query_heads,
                         w + "flap_adaptive allocation counts query heads: it needs gqa = query_heads, got " +
@@ -381,12 +409,14 @@ inline Compensated<double> compensate_module(const Eigen::MatrixXf& W, const Eig
                                              Compensation method, const PipelineOptions& o, Index block,
                                              double& lambda_used) {
   CompensationOptions copt = o.compensation_options;
-  if ((method == Compensation::least_squares || method == Compensation::proximal_ridge) && o.relative_lambda > 0) {
+  const bool ridge = method == Compensation::least_squares || method == Compensation::proximal_ridge ||
+                     method == Compensation::rotation_ridge;
+  if (ridge && o.relative_lambda > 0) {
     double e = 0;
     for (Index j : cols) e += double(st.sq_sum()(j));
     copt.lambda = o.relative_lambda * e / double(cols.size());
   }
-  lambda_used = (method == Compensation::least_squares || method == Compensation::proximal_ridge) ? copt.lambda : 0.0;
+  lambda_used = ridge ? copt.lambda : 0.0;
   if (block > 0 && is_rotation(method))
     return compensate_block_rotation(W, Eigen::VectorXd(b.cast<double>()), st, cols, block, method, copt);
   const Eigen::MatrixXd Wd = W.cast<double>();
@@ -606,7 +636,8 @@ inline LayerBudget flap_allocation(const FlapScores& s, double ratio, double hea
 
 /// Prunes several configurations of the same dense model on the same calibration windows, in
 /// lockstep: configurations whose pruned layers 0..l are bit-for-bit identical share the hidden states
-/// and the dense pass of layer l + 1. Results are those of prune_model() run on each one alone.
+/// and the dense pass of layer l + 1; configurations with dense statistics (any method) share the dense
+/// states and every dense pass. Results are those of prune_model() run on each one alone.
 /// \param dense        the dense model (not modified)
 /// \param calibration  calibration token ids: consecutive windows of options.seq_len tokens
 /// \param configs      one PipelineOptions per configuration (all with the same seq_len)
@@ -647,6 +678,11 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
     }
   }
 
+  // A branch: hidden states shared by its members. The first branch holds the embeddings, which are
+  // the dense model's states at layer 0; from there on, dense-statistics members stay in one branch
+  // that follows the dense states (the dense pass writes them), and pruned-prefix members split into
+  // branches whose states the pruned passes write (never the dense one's: the pruned pass of an
+  // unchanged layer need not equal the dense layer bit for bit).
   struct Branch {
     Eigen::MatrixXf hidden;
     std::vector<std::size_t> members;
@@ -656,18 +692,28 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
   branches[0].members.resize(n_cfg);
   std::iota(branches[0].members.begin(), branches[0].members.end(), std::size_t(0));
   const Index chunk = opts.front().chunk_windows;
+  const auto dense_statistics = [&](std::size_t c) { return opts[c].statistics == StatisticsSource::dense; };
 
   for (Index l = 0; l < dense.n_layers(); ++l) {
     std::vector<Branch> next;
     for (Branch& br : branches) {
-      bool gram_o = false, gram_d = false;
+      bool gram_o = false, gram_d = false, any_prefix = false, any_dense = false;
       for (std::size_t c : br.members) {
         gram_o = gram_o || detail::needs_gram_for(opts[c], true);
         gram_d = gram_d || detail::needs_gram_for(opts[c], false);
+        (dense_statistics(c) ? any_dense : any_prefix) = true;
       }
+      // Dense-statistics members need the dense layer's output; pruned-prefix members need the
+      // branch's states (the pruned pass's residual) and the attention output. Without pruned-prefix
+      // members the dense output overwrites the states in place (run_dense_pass reads each chunk
+      // before it writes it).
+      const bool dense_next = any_dense && l + 1 < dense.n_layers();
+      Eigen::MatrixXf dense_hidden;
+      if (dense_next && any_prefix) dense_hidden.resize(br.hidden.rows(), br.hidden.cols());
+      Eigen::MatrixXf* const dense_out = !dense_next ? nullptr : any_prefix ? &dense_hidden : &br.hidden;
       const auto t0 = std::chrono::steady_clock::now();
       detail::DensePass pass;
-      detail::run_dense_pass(dense, l, br.hidden, seq_len, chunk, gram_o, gram_d, true, pass);
+      detail::run_dense_pass(dense, l, br.hidden, seq_len, chunk, gram_o, gram_d, any_prefix, pass, dense_out);
       const double t_dense = detail::seconds_since(t0);
 
       std::vector<LlamaLayer> cand;
@@ -679,9 +725,18 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
         outc[i].seconds_dense = t_dense;
         outc[i].shared_with = Index(br.members.size());
       }
-      // Groups of members with identical pruned layers.
+      // Dense-statistics members: one branch on the dense states of layer l + 1.
+      if (any_dense) {
+        Branch nb;
+        if (dense_next) nb.hidden = any_prefix ? std::move(dense_hidden) : std::move(br.hidden);
+        for (std::size_t i = 0; i < br.members.size(); ++i)
+          if (dense_statistics(br.members[i])) nb.members.push_back(br.members[i]);
+        next.push_back(std::move(nb));
+      }
+      // Groups of pruned-prefix members with identical pruned layers.
       std::vector<std::vector<std::size_t>> groups;
       for (std::size_t i = 0; i < cand.size(); ++i) {
+        if (dense_statistics(br.members[i])) continue;
         bool placed = false;
         for (auto& g : groups)
           if (detail::same_layer(cand[g.front()], cand[i])) {

@@ -32,7 +32,8 @@ struct CalibrationInfo {
 };
 
 /// rcpu.* metadata that records how a pipeline result was made: rcpu's version, the method (label,
-/// score, compensation, ratios, GQA rule, allocation, rounding, ridge strength), the calibration,
+/// score, compensation, ratios, GQA rule, allocation, o_proj rotation, statistics source, rounding,
+/// ridge strength), the calibration,
 /// parameter counts, and per layer the kept query heads and MLP channels (dense indices).
 inline std::vector<std::pair<std::string, io::GgufValue>> provenance(const PipelineResult& r, const CalibrationInfo& calib) {
   using io::GgufValue;
@@ -57,6 +58,7 @@ inline std::vector<std::pair<std::string, io::GgufValue>> provenance(const Pipel
   str("gqa_rule", to_string(o.gqa));
   str("allocation", to_string(o.allocation));
   str("o_proj_rotation", to_string(o.o_proj_rotation));
+  str("statistics", to_string(o.statistics));
   u64("round_to", std::uint64_t(o.round_to));
   f64("relative_lambda", o.relative_lambda);
   str("calibration.text", calib.text);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The study driver's cache, resume and time budget (tools/rcpu_prune_study.cpp), on stories260K with a
+# tiny plan and the made-up zero-shot documents of tests/data/zeroshot:
+#   1. a full run; 2. the same command again takes every run from the cache and writes the same CSVs;
+#   3. with two cached runs removed and a budget too small for anything, it stops cleanly (exit 0,
+#      meta complete=no, runs_remaining > 0); 4. the same command without the budget finishes them, and
+#      the CSVs equal those of the full run; 5. a cached run whose definition differs (another seed
+#      written into it) is run again, not reused.
+# Exit 77 (CTest: skipped) when ../shared/data/stories260K.gguf or WikiText-2 is absent.
+# Usage: test_study_resume.sh STUDY_BINARY SOURCE_DIR
+set -euo pipefail
+study="$1"
+src="$2"
+data="${RCPU_DATA_DIR:-$src/../shared/data}"
+for f in "$data/stories260K.gguf" "$data/wikitext-2-raw-test.txt"; do
+  [ -f "$f" ] || { echo "SKIPPED: $f not found (see docs/models.md; set RCPU_DATA_DIR)"; exit 77; }
+done
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+run() {
+  OMP_NUM_THREADS=1 "$study" --model "$data/stories260K.gguf" --text "$data/wikitext-2-raw-test.txt" \
+    --out "$out/res" --zeroshot-dir "$src/tests/data/zeroshot" --zeroshot-per-task 2 --eval-windows 6 \
+    --side-eval-windows 3 --val-windows 3 --calib-windows 6 --ratios 0.2,0.3 --seeds 1 --threads 1 \
+    --studies main,ridge,rotation_ridge,seeds "$@" 2>"$out/log"
+}
+# The columns that depend on the moment (load, seconds) are left out of the comparisons.
+stable() { cut -d, -f1-25,28-30,32-35,37-38,40- "$1"; }
+fail() { echo "FAIL: $*"; tail -20 "$out/log"; exit 1; }
+
+run >"$out/r1" || fail "first run"
+grep -q "remaining=0" "$out/r1" || fail "first run incomplete: $(cat "$out/r1")"
+planned=$(grep -c . "$out/res/runs.csv")
+cp "$out/res/runs.csv" "$out/runs1.csv"
+cp "$out/res/comparisons.csv" "$out/cmp1.csv"
+grep -q ",zs_mean," "$out/res/comparisons.csv" || fail "no zero-shot comparison"
+
+run >"$out/r2" || fail "second run"
+n=$((planned - 1))
+grep -q "cached=$n remaining=0" "$out/r2" || fail "second run did not take all $n runs from the cache: $(cat "$out/r2")"
+diff <(stable "$out/runs1.csv") <(stable "$out/res/runs.csv") >/dev/null || fail "runs.csv differs after a cached run"
+diff "$out/cmp1.csv" "$out/res/comparisons.csv" >/dev/null || fail "comparisons.csv differs after a cached run"
+
+rm "$out/res/cache/flap-r30.0-wikitext6.json" "$out/res/cache/rcpu_rotation-r30.0-wikitext6.json"
+run --budget-minutes 0.00001 >"$out/r3" || fail "budget run exited non-zero"
+grep -q 'complete,"no"' "$out/res/meta.csv" || fail "budget run not marked incomplete"
+grep -q "remaining=2" "$out/r3" || fail "budget run: expected 2 runs remaining: $(cat "$out/r3")"
+grep -q "stopped at the time budget" "$out/log" || fail "no budget message"
+
+run >"$out/r4" || fail "resumed run"
+grep -q "remaining=0" "$out/r4" || fail "resumed run incomplete"
+grep -q 'complete,"yes"' "$out/res/meta.csv" || fail "resumed run not marked complete"
+# The two runs were pruned and evaluated again: the same numbers (deterministic on one thread).
+diff <(stable "$out/runs1.csv" | sort) <(stable "$out/res/runs.csv" | sort) >/dev/null || fail "resumed runs differ from the first run"
+
+f="$out/res/cache/wanda_sp-r20.0-wikitext6.json"
+sed -i 's/;seed=20251009"/;seed=7"/' "$f"
+run >"$out/r5" || fail "run with a stale cache file"
+grep -q "wanda_sp-r20.0-wikitext6: the cached run was made with other settings" "$out/log" || fail "stale cache file was reused"
+grep -q ';seed=20251009"' "$f" || fail "stale cache file not rewritten"
+echo "study resume: $n runs; cache, resume, budget stop and stale-definition checks passed"
