@@ -8,6 +8,7 @@
 // over fuzz/corpus/json by fuzz/replay_main.cpp as the CTest test io_fuzz_json_seed_corpus.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -16,13 +17,19 @@
 
 namespace {
 
-// A canonical description of a value (types, strings, numbers' bits), for comparing two parses.
+// A canonical description of a value (types, strings, numbers in hexadecimal floating point: every
+// bit), for comparing two parses.
 void describe(const rcpu::io::Json& j, std::string& out) {
   using T = rcpu::io::Json::Type;
   switch (j.type()) {
     case T::null: out += 'n'; break;
     case T::boolean: out += j.as_bool() ? 't' : 'f'; break;
-    case T::number: out += "d" + std::to_string(j.as_number()); break;
+    case T::number: {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%a", j.as_number());
+      out += "d" + std::string(buf);
+      break;
+    }
     case T::string: out += "s" + std::to_string(j.as_string().size()) + ":" + j.as_string(); break;
     case T::array:
       out += '[';

@@ -198,6 +198,7 @@ struct TaskScore {
 
 struct ZeroShot {
   Index per_task = 0;
+  std::string docs_hash;  // of the documents scored (zeroshot_docs_hash()): other data is never reused
   double seconds = 0;
   Index tokens = 0;
   std::vector<TaskScore> tasks;
@@ -257,6 +258,40 @@ const std::map<std::string, std::string>& method_names() {
 }
 
 bool is_ridge(const std::string& id) { return id == "ridge" || id == "rcpu_rotation_ridge"; }
+
+// FNV-1a, 64 bits: fingerprints of the model file, the text's tokens and the zero-shot documents that a
+// cached run must match (a cache, not a security boundary).
+struct Fnv {
+  std::uint64_t h = 1469598103934665603ull;
+  void add(const void* data, std::size_t n) {
+    const unsigned char* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  }
+  void add(const std::string& s) {
+    add(s.data(), s.size());
+    add("\0", 1);
+  }
+  std::string hex() const {
+    std::ostringstream os;
+    os << std::hex << std::setw(16) << std::setfill('0') << h;
+    return os.str();
+  }
+};
+
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) die("cannot read " + path);
+  Fnv f;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    f.add(buf.data(), std::size_t(in.gcount()));
+  }
+  return f.hex();
+}
+
+// The cache's format and meaning: raise it when a change makes old cached runs wrong.
+constexpr int cache_version = 1;
 
 struct Settings {
   std::string model, text, shift_text, out, cache, zeroshot_dir;
@@ -338,7 +373,7 @@ class Study {
   double m_pipe_rate = -1, m_eval_rate = -1, m_zs_rate = -1;  // s per calibration window / eval window / zero-shot
   Index m_runs_done = 0, m_runs_cached = 0;
   bool m_stopped = false;
-  std::string m_model_id;
+  std::string m_model_id, m_text_id, m_zs_hash;
 };
 
 Run& Study::add(const std::string& study, const std::string& method_id, double ratio, const std::string& corpus,
@@ -351,6 +386,9 @@ Run& Study::add(const std::string& study, const std::string& method_id, double r
   const std::string k = key.str();
   auto it = m_by_key.find(k);
   if (it != m_by_key.end()) {
+    const Run& o = *it->second;
+    if (std::abs(o.opt.ratio - ratio) > 1e-12 || std::abs(o.opt.relative_lambda - rel_lambda) > 1e-12)
+      die("two runs share the key " + k + " (ratios or lambdas that differ beyond the key's digits)");
     it->second->studies.insert(study);
     set_evaluations(*it->second);
     return *it->second;
@@ -454,6 +492,7 @@ Eval Study::evaluate(const rcpu::model::LlamaModel& m, const std::vector<std::in
 ZeroShot Study::zeroshot(const rcpu::model::LlamaModel& m, const std::string& what) {
   ZeroShot z;
   z.per_task = m_s.zeroshot_per_task;
+  z.docs_hash = m_zs_hash;
   rcpu::model::ZeroShotOptions zo;
   zo.progress = &std::cerr;
   for (const rcpu::model::ZeroShotTask& task : m_tasks) {
@@ -506,6 +545,9 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
     names += (names.empty() ? "" : ", ") + r->key;
     r->load_at_start = load1();
   }
+  for (const Run* r : todo)
+    if (r->corpus != todo.front()->corpus || r->calib_windows != todo.front()->calib_windows || r->seed != todo.front()->seed)
+      die("a lockstep group mixes calibration sets (" + r->key + ", " + todo.front()->key + ")");
   const std::vector<std::int32_t> calib = calibration(todo.front()->corpus, todo.front()->calib_windows, todo.front()->seed);
   progress_line("pruning: " + names);
   const auto t0 = Clock::now();
@@ -561,7 +603,8 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
 std::string Study::definition(const Run& r) const {
   const PipelineOptions& o = r.opt;
   std::ostringstream d;
-  d << "model=" << m_model_id << ";text_tokens=" << m_tokens.size() << ";seq=" << m_s.seq << ";method=" << r.method_id
+  d << "cache_version=" << cache_version << ";model=" << m_model_id << ";text=" << m_text_id << ";seq=" << m_s.seq
+    << ";method=" << r.method_id
     << ";score=" << rcpu::to_string(o.score) << ";compensation=" << rcpu::to_string(o.compensation)
     << ";ratio=" << fmt(o.ratio, 10) << ";attention_ratio=" << fmt(o.heads_ratio(), 10)
     << ";mlp_ratio=" << fmt(o.channels_ratio(), 10) << ";gqa=" << rcpu::model::to_string(o.gqa)
@@ -570,7 +613,11 @@ std::string Study::definition(const Run& r) const {
     << ";compensate=" << o.compensate_attention << o.compensate_mlp
     << ";proper=" << o.compensation_options.procrustes.proper_rotation << ";round_to=" << o.round_to
     << ";corpus=" << r.corpus << ";calib_windows=" << r.calib_windows << ";seed=" << r.seed;
-  if (r.corpus != "wikitext") d << ";shift_tokens=" << m_shift.size();
+  if (r.corpus != "wikitext") {
+    Fnv f;
+    f.add(m_shift.data(), m_shift.size() * sizeof(std::int32_t));
+    d << ";shift=" << m_shift.size() << ":" << f.hex();
+  }
   return d.str();
 }
 
@@ -579,7 +626,7 @@ std::string Study::cache_path(const Run& r) const { return m_s.cache + "/" + r.k
 // Whether a finished run has every evaluation it now needs.
 bool Study::satisfied(const Run& r) const {
   if (!r.done) return false;
-  if (r.want_val && r.val.windows != Index(m_val_windows.size())) return false;
+  if (r.want_val && r.val.idx != m_val_windows) return false;
   if (r.want_test) {
     const std::vector<Index>& want = r.full_test ? m_test_windows : m_side_windows;
     // Any superset of the wanted windows will do (the side windows are a subset of all of them).
@@ -588,7 +635,7 @@ bool Study::satisfied(const Run& r) const {
       if (!have.count(w)) return false;
   }
   if (r.want_zeroshot) {
-    if (r.zs.per_task != m_s.zeroshot_per_task) return false;
+    if (r.zs.per_task != m_s.zeroshot_per_task || r.zs.docs_hash != m_zs_hash) return false;
     for (const auto& t : m_tasks) {
       const TaskScore* s = r.zs.find(t.name);
       if (s == nullptr || s->correct.size() != t.docs.size()) return false;
@@ -646,7 +693,7 @@ void Study::save_cached(const Run& r) const {
   if (r.zs.tasks.empty()) {
     f << "null";
   } else {
-    f << "{\"per_task\":" << r.zs.per_task << ",\"seconds\":" << num(r.zs.seconds) << ",\"tokens\":" << r.zs.tokens
+    f << "{\"per_task\":" << r.zs.per_task << ",\"docs_hash\":" << str(r.zs.docs_hash) << ",\"seconds\":" << num(r.zs.seconds) << ",\"tokens\":" << r.zs.tokens
       << ",\"tasks\":[";
     for (std::size_t i = 0; i < r.zs.tasks.size(); ++i) {
       const TaskScore& t = r.zs.tasks[i];
@@ -674,23 +721,26 @@ bool Study::load_cached(Run& r) {
   try {
     const rcpu::io::Json j = rcpu::io::parse_json(read_text(path));
     if (j.at("definition").as_string() != definition(r)) {
-      std::cerr << "  " << r.key << ": the cached run was made with other settings; running it again\n";
+      std::cerr << "  " << r.key << ": the cached run was made with other settings; running it again\n"
+                << "    cached: " << j.at("definition").as_string() << "\n    now:    " << definition(r) << "\n";
       return false;
     }
+    // Non-finite numbers were written as null (JSON has no NaN): read back as NaN.
+    const auto number = [](const rcpu::io::Json& x) { return x.is_null() ? double(NAN) : x.as_number(); };
     Run c = r;  // filled, then kept only if it has what is needed
     c.params = j.at("params").as_int();
     c.params_dense = j.at("params_dense").as_int();
     c.heads = j.at("heads").as_int();
     c.kv_heads = j.at("kv_heads").as_int();
     c.channels = j.at("channels").as_int();
-    c.prune_seconds = j.at("prune_seconds").as_number();
+    c.prune_seconds = number(j.at("prune_seconds"));
     c.load_at_start = j.at("load_at_start").is_null() ? -1 : j.at("load_at_start").as_number();
     const auto eval = [&](const rcpu::io::Json& e) {
       Eval out;
       if (e.is_null()) return out;
-      out.seconds = e.at("seconds").as_number();
+      out.seconds = number(e.at("seconds"));
       for (const auto& w : e.at("windows").as_array()) out.idx.push_back(w.as_int());
-      for (const auto& x : e.at("nll").as_array()) out.window_nll.push_back(x.as_number());
+      for (const auto& x : e.at("nll").as_array()) out.window_nll.push_back(number(x));
       out.windows = Index(out.idx.size());
       double s = 0;
       for (double x : out.window_nll) s += x;
@@ -704,14 +754,15 @@ bool Study::load_cached(Run& r) {
     if (!j.at("zeroshot").is_null()) {
       const auto& z = j.at("zeroshot");
       c.zs.per_task = z.at("per_task").as_int();
-      c.zs.seconds = z.at("seconds").as_number();
+      c.zs.docs_hash = z.find("docs_hash") != nullptr ? z.at("docs_hash").as_string() : "";
+      c.zs.seconds = number(z.at("seconds"));
       c.zs.tokens = z.at("tokens").as_int();
       for (const auto& t : z.at("tasks").as_array()) {
         TaskScore s;
         s.task = t.at("task").as_string();
-        s.acc = t.at("acc").as_number();
-        s.acc_norm = t.at("acc_norm").as_number();
-        s.value = t.at("value").as_number();
+        s.acc = number(t.at("acc"));
+        s.acc_norm = number(t.at("acc_norm"));
+        s.value = number(t.at("value"));
         s.correct = t.at("correct").as_string();
         c.zs.tasks.push_back(s);
       }
@@ -723,6 +774,23 @@ bool Study::load_cached(Run& r) {
     if (!satisfied(c)) {
       std::cerr << "  " << r.key << ": cached, but without every evaluation it now needs; running it again\n";
       return false;
+    }
+    if (c.want_test) {  // exactly the windows wanted now (a cached run may have more)
+      const std::vector<Index>& want = c.full_test ? m_test_windows : m_side_windows;
+      std::map<Index, double> by_window;
+      for (std::size_t i = 0; i < c.test.idx.size(); ++i) by_window[c.test.idx[i]] = c.test.window_nll[i];
+      Eval e;
+      e.seconds = c.test.seconds;
+      e.idx = want;
+      double sum = 0;
+      for (Index w : want) {
+        e.window_nll.push_back(by_window.at(w));
+        sum += e.window_nll.back();
+      }
+      e.windows = Index(want.size());
+      e.nll = sum / double(std::max<Index>(1, e.windows));
+      e.ppl = std::exp(e.nll);
+      c.test = std::move(e);
     }
     r = std::move(c);
     return true;
@@ -842,11 +910,15 @@ void Study::write_comparisons() const {
         xb.push_back(it->second);
       }
     }
+    const auto finite = [](const std::vector<double>& v) {
+      return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+    };
     const auto put = [&](const std::string& metric, const rcpu::model::Interval& iv, std::size_t n) {
       f << fmt(ratio, 6) << "," << a.key << "," << b.key << "," << metric << "," << fmt(iv.estimate, 8) << ","
         << fmt(iv.lo, 8) << "," << fmt(iv.hi, 8) << "," << n << "\n";
     };
-    if (xa.size() >= 2) put("ppl_ratio", rcpu::model::perplexity_ratio(xa, xb, bo), xa.size());
+    // A diverged run (non-finite losses) gets no interval: its perplexity says enough.
+    if (xa.size() >= 2 && finite(xa) && finite(xb)) put("ppl_ratio", rcpu::model::perplexity_ratio(xa, xb, bo), xa.size());
     std::vector<std::pair<std::vector<double>, std::vector<double>>> tasks;
     std::size_t docs = 0;
     for (const TaskScore& ta : a.zs.tasks) {
@@ -891,9 +963,15 @@ int Study::run() {
   const rcpu::io::GgufFile file = rcpu::io::GgufFile::open(m_s.model);
   m_tok = rcpu::model::Tokenizer::from_gguf(file);
   m_dense = rcpu::model::LlamaModel::from_gguf(file);
-  m_model_id = base_name(m_s.model) + ":" + std::to_string(std::filesystem::file_size(m_s.model));
+  m_model_id = base_name(m_s.model) + ":" + std::to_string(std::filesystem::file_size(m_s.model)) + ":" +
+               file_fingerprint(m_s.model);
   const auto& c = m_dense.config();
   m_tokens = m_tok.encode(rcpu::model::wikitext_protocol_text(read_text(m_s.text)));
+  {
+    Fnv f;
+    f.add(m_tokens.data(), m_tokens.size() * sizeof(std::int32_t));
+    m_text_id = std::to_string(m_tokens.size()) + ":" + f.hex();
+  }
   const Index n = Index(m_tokens.size()), half = n / 2;
   m_first.assign(m_tokens.begin(), m_tokens.begin() + half);
   m_second.assign(m_tokens.begin() + half, m_tokens.end());
@@ -905,9 +983,21 @@ int Study::run() {
       m_tasks.push_back(rcpu::model::load_zeroshot_task(t.name, m_s.zeroshot_dir + "/" + t.name + ".jsonl",
                                                         m_s.zeroshot_per_task));
     Index docs = 0;
-    for (const auto& t : m_tasks) docs += Index(t.docs.size());
+    Fnv f;  // the documents as scored: ids, gold, every request's text
+    for (const auto& t : m_tasks) {
+      docs += Index(t.docs.size());
+      f.add(t.name);
+      for (const auto& d : t.docs) {
+        f.add(std::to_string(d.doc_id) + ":" + std::to_string(d.gold));
+        for (const auto& q : d.requests) {
+          f.add(q.context);
+          f.add(q.continuation);
+        }
+      }
+    }
+    m_zs_hash = f.hex();
     std::cerr << "  zero-shot: " << docs << " documents of " << m_tasks.size() << " tasks (at most "
-              << m_s.zeroshot_per_task << " each) from " << m_s.zeroshot_dir << "\n";
+              << m_s.zeroshot_per_task << " each) from " << m_s.zeroshot_dir << " (documents' hash " << m_zs_hash << ")\n";
   }
 
   // Windows. Calibration: the largest set any study needs, nested (the first N windows are the set of size N).
@@ -927,7 +1017,10 @@ int Study::run() {
     m_val_windows.push_back(free_windows[std::size_t(i)]);
   m_test_total = rcpu::model::count_windows(n - half, m_s.seq);
   m_test_windows = rcpu::model::evenly_spaced_windows(m_test_total, m_s.eval_windows > 0 ? m_s.eval_windows : m_test_total);
-  m_side_windows = rcpu::model::evenly_spaced_windows(m_test_total, std::min(m_s.side_eval_windows, Index(m_test_windows.size())));
+  // The side windows: an evenly spaced subset of the test windows (with every window tested, windows
+  // i * total / n of the split).
+  for (Index i : rcpu::model::evenly_spaced_windows(Index(m_test_windows.size()), m_s.side_eval_windows))
+    m_side_windows.push_back(m_test_windows[std::size_t(i)]);
   if (m_s.studies.count("shift")) {
     if (m_s.shift_text.empty()) die("the shift study needs --shift-text (or leave it out of --studies)");
     m_shift = m_tok.encode(read_text(m_s.shift_text));
@@ -969,6 +1062,11 @@ int Study::run() {
   set_evaluations(dense);
   m_by_key["dense"] = &dense;
   if (!load_cached(dense)) {
+    if (over_budget({&dense})) {
+      m_stopped = true;
+      std::cerr << "rcpu-prune-study: the dense run does not fit in --budget-minutes; nothing to do\n";
+      return 0;
+    }
     dense.params = dense.params_dense = m_dense.parameter_count();
     dense.heads = c.n_heads * c.n_layers;
     dense.kv_heads = c.n_kv_heads * c.n_layers;
@@ -1006,17 +1104,22 @@ int Study::run() {
     std::map<double, double> chosen;
     for (auto& [ratio, runs] : sweep) {
       Run* best = nullptr;
-      rcpu::model::LlamaModel best_model;
+      rcpu::model::LlamaModel best_model;  // the pruned model of `model_of`, kept to evaluate the best one
+      const Run* model_of = nullptr;
+      // A NaN validation loss never wins; anything finite beats it.
+      const auto better = [](const Run* a, const Run* b) {
+        return b == nullptr || (std::isnan(b->val.nll) && !std::isnan(a->val.nll)) || a->val.nll < b->val.nll;
+      };
       bool complete = true;
       for (Run* r : runs) {
         const bool ran = execute({r}, [&](Run& run, PipelineResult& p) {
-          if (best == nullptr || run.val.nll < best->val.nll) best_model = std::move(p.model);
+          if (better(&run, best)) {
+            best_model = std::move(p.model);
+            model_of = &run;
+          }
         });
         complete = complete && ran;
-        if (r->done && (best == nullptr || r->val.nll < best->val.nll)) {
-          if (r->cached) best_model = rcpu::model::LlamaModel();  // not in memory
-          best = r;
-        }
+        if (r->done && better(r, best)) best = r;
       }
       if (!complete || best == nullptr) continue;
       chosen[ratio] = best->opt.relative_lambda;
@@ -1026,7 +1129,7 @@ int Study::run() {
       best->want_test = true;
       set_evaluations(*best);
       if (satisfied(*best)) continue;
-      if (best_model.n_layers() > 0) {  // evaluate the kept model; no second pruning
+      if (model_of == best) {  // evaluate the kept model; no second pruning
         if (over_budget({best})) {
           m_stopped = true;
           continue;
@@ -1302,6 +1405,10 @@ int main(int argc, char** argv) {
       if (v.empty() || *end != '\0' || x < 0) die(a + " needs a non-negative integer, got '" + v + "'");
       return Index(x);
     };
+    const auto one = [&](const std::vector<double>& v) {
+      if (v.size() != 1) die(a + " takes one number");
+      return v.front();
+    };
     const auto words = [&]() {
       std::vector<std::string> out;
       std::stringstream ss(next());
@@ -1315,7 +1422,7 @@ int main(int argc, char** argv) {
     else if (a == "--cache") s.cache = next();
     else if (a == "--zeroshot-dir") s.zeroshot_dir = next();
     else if (a == "--zeroshot-per-task") s.zeroshot_per_task = integer();
-    else if (a == "--budget-minutes") s.budget_minutes = parse_list(next(), "--budget-minutes").at(0);
+    else if (a == "--budget-minutes") s.budget_minutes = one(parse_list(next(), "--budget-minutes"));
     else if (a == "--threads") s.threads = int(integer());
     else if (a == "--seq") s.seq = integer();
     else if (a == "--calib-windows") s.calib = integer();
@@ -1333,8 +1440,8 @@ int main(int argc, char** argv) {
     else if (a == "--sweep-sizes") s.sizes = parse_list(next(), "--sweep-sizes");
     else if (a == "--statistics-ratios") s.statistics_ratios = parse_list(next(), "--statistics-ratios");
     else if (a == "--statistics-methods") s.statistics_methods = words();
-    else if (a == "--sweep-ratio") s.sweep_ratio = parse_list(next(), "--sweep-ratio").at(0);
-    else if (a == "--gqa-ratio") s.gqa_ratio = parse_list(next(), "--gqa-ratio").at(0);
+    else if (a == "--sweep-ratio") s.sweep_ratio = one(parse_list(next(), "--sweep-ratio"));
+    else if (a == "--gqa-ratio") s.gqa_ratio = one(parse_list(next(), "--gqa-ratio"));
     else if (a == "--studies") {
       s.studies.clear();
       for (const std::string& w : words()) s.studies.insert(w);

@@ -9,6 +9,7 @@
 // (task, doc_id, gold, pred, pred_norm, per choice loglikelihood / is_greedy / tokens and the token
 // ids of context and continuation), the input of
 // tools/zeroshot/compare.py. One "RESULT" line per task on stdout, then the mean of the paper's metrics.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
     else pos.push_back(a);
   }
   if (pos.size() != 2) usage("needs MODEL.gguf and DATA_DIR");
+  if (tasks.empty()) usage("--tasks names no task");
 #ifdef RCPU_TOOL_OPENBLAS
   if (threads > 0) openblas_set_num_threads(static_cast<int>(threads));
 #endif
@@ -128,7 +130,13 @@ int main(int argc, char** argv) {
           for (std::size_t c = 0; c < d.choices.size(); ++c) {
             // The token ids again (tokenizing is cheap), to explain differences from the harness.
             const auto t = rcpu::model::tokenize_request(tok, task.docs[k].requests[c]);
-            out << (c ? "," : "") << "{\"loglikelihood\":" << d.choices[c].loglikelihood
+            const double ll = d.choices[c].loglikelihood;  // JSON has no -inf: null
+            out << (c ? "," : "") << "{\"loglikelihood\":";
+            if (std::isfinite(ll))
+              out << ll;
+            else
+              out << "null";
+            out
                 << ",\"is_greedy\":" << (d.choices[c].is_greedy ? "true" : "false") << ",\"tokens\":" << d.choices[c].tokens
                 << ",\"context_ids\":" << ids(t.context) << ",\"continuation_ids\":" << ids(t.continuation) << "}";
           }

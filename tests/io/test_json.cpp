@@ -32,6 +32,8 @@ TEST_CASE("json: values, nesting and member order") {
   CHECK(parse_json("{}").size() == 0);
   CHECK(parse_json("-0").as_number() == 0.0);
   CHECK(parse_json("1E+2").as_number() == 100.0);
+  CHECK(parse_json("1e-400").as_number() == 0.0);  // underflow rounds to zero
+  CHECK(parse_json("0.1").as_number() == 0.1);     // correctly rounded
 }
 
 TEST_CASE("json: string escapes, surrogate pairs and raw UTF-8") {
@@ -48,7 +50,8 @@ TEST_CASE("json: malformed text throws with the byte offset") {
       "01",         "1.",           "-",            "1e",           ".5",             "tru",
       "nul",        "\"abc",        "\"\\x\"",      "\"\\u12\"",    "\"\\ud800\"",    "\"\\udc00\"",
       "\"\\ud800\\u0041\"",         "\"a\tb\"",     "\"\xC3\"",     "\"\xC0\x80\"",   "\"\xED\xA0\x80\"",
-      "\"\xF5\x80\x80\x80\"",       "[1] x",        "{\"a\":}",     "[",              "\xEF\xBB\xBF{}"};
+      "\"\xF5\x80\x80\x80\"",       "[1] x",        "{\"a\":}",     "[",              "\xEF\xBB\xBF{}",
+      "1e400",      "-1e999",       "[1e309]"};
   for (const std::string& s : bad) {
     INFO("text: " << s);
     CHECK_THROWS_AS(parse_json(s), rcpu::invalid_argument);
@@ -60,7 +63,8 @@ TEST_CASE("json: malformed text throws with the byte offset") {
     CHECK(std::string(e.what()).find("at byte 6") != std::string::npos);
   }
   // Nesting is bounded (no stack overflow on hostile input).
-  CHECK_NOTHROW(parse_json(std::string(200, '[') + std::string(200, ']')));
+  CHECK_NOTHROW(parse_json(std::string(256, '[') + std::string(256, ']')));  // 256 levels: the limit
+  CHECK_THROWS_AS(parse_json(std::string(257, '[') + std::string(257, ']')), rcpu::invalid_argument);
   CHECK_THROWS_AS(parse_json(std::string(100000, '[')), rcpu::invalid_argument);
 }
 

@@ -172,6 +172,26 @@ TEST_CASE("zeroshot: requests are tokenized as the harness's _encode_pair") {
   SECTION("an empty context is the BOS (else EOS) token; a continuation with no token throws") {
     CHECK_THROWS_AS(rcpu::model::tokenize_request(tok, {"", "a"}), rcpu::invalid_argument);  // no BOS, no EOS
     CHECK_THROWS_AS(rcpu::model::tokenize_request(tok, {"xab", ""}), rcpu::invalid_argument);
+    CHECK_THROWS_AS(rcpu::model::tokenize_request(tok, {"   ", "a"}), rcpu::invalid_argument);  // no context token
+  }
+  SECTION("with a BOS: the prefix token, or the continuation's own first token when it is the prefix") {
+    std::vector<std::string> pieces{"<unk>", "<s>", "</s>", "\xE2\x96\x81" "a", "b", "\xE2\x96\x81"};
+    auto spm = rcpu::model::Tokenizer::sentencepiece(pieces, {0, 0, 0, -1, -2, -3}, {2, 3, 3, 1, 1, 1});
+    spm.set_special_ids(1, 2, 0, true);  // BOS <s>, EOS </s>, UNK <unk>, BOS added
+    REQUIRE(spm.bos_id() == 1);
+    const TokenizedRequest t = rcpu::model::tokenize_request(spm, {"", "a b"});
+    CHECK(t.context == std::vector<std::int32_t>{1});
+    CHECK(t.continuation == spm.encode("a b", false));
+  }
+  SECTION("a request longer than the model's context loses context tokens from the left, as the harness's") {
+    TokenizedRequest t{{1, 2, 3, 4, 5}, {6, 7}};
+    rcpu::model::truncate_request(t, 10);  // fits: 7 <= 11
+    CHECK(t.context.size() == 5);
+    rcpu::model::truncate_request(t, 4);   // the model reads (ctx + cont)[-5:][:-1] = 4 5 6 | 7 scored
+    CHECK(t.context == std::vector<std::int32_t>{3, 4, 5});
+    CHECK(t.continuation == std::vector<std::int32_t>{6, 7});
+    TokenizedRequest long_cont{{1}, {2, 3, 4}};
+    CHECK_THROWS_AS(rcpu::model::truncate_request(long_cont, 2), rcpu::invalid_argument);
   }
 }
 
@@ -183,6 +203,18 @@ TEST_CASE("zeroshot: packing shares the common prefix") {
     CHECK(p.branch == std::vector<std::int32_t>{0, 0, 0, 1});
     CHECK(p.score_rows == std::vector<std::vector<Index>>{{2, 3}, {2}});
     CHECK(p.target == std::vector<std::vector<std::int32_t>>{{4, 5}, {6}});
+  }
+  SECTION("a prefix that runs into the continuations, and identical requests") {
+    // Both continuations start with 4: the shared prefix holds it; the first scored row is still the
+    // context's last (row 2), the second (4 -> 5 / 4 -> 6) is the shared row 3.
+    auto p = rcpu::model::pack_requests({{{1, 2, 3}, {4, 5, 9}}, {{1, 2, 3}, {4, 6}}});
+    CHECK(p.ids == std::vector<std::int32_t>{1, 2, 3, 4, 5});
+    CHECK(p.branch == std::vector<std::int32_t>{0, 0, 0, 0, 1});
+    CHECK(p.score_rows == std::vector<std::vector<Index>>{{2, 3, 4}, {2, 3}});
+    CHECK(p.target == std::vector<std::vector<std::int32_t>>{{4, 5, 9}, {4, 6}});
+    p = rcpu::model::pack_requests({{{1, 2}, {3, 4}}, {{1, 2}, {3, 4}}});
+    CHECK(p.ids == std::vector<std::int32_t>{1, 2, 3});  // all shared, both branches empty
+    CHECK(p.score_rows == std::vector<std::vector<Index>>{{1, 2}, {1, 2}});
   }
   SECTION("two contexts (WinoGrande), one continuation") {
     const auto p = rcpu::model::pack_requests({{{1, 2, 7}, {9, 9}}, {{1, 2, 8}, {9, 9}}});

@@ -4,7 +4,8 @@
 
 /// \file json.hpp
 /// A small strict JSON reader (RFC 8259) for the data files rcpu reads, e.g. the zero-shot tasks as
-/// JSON Lines (tools/zeroshot/convert.py). Values: null, bool, number (double), string (UTF-8; `\u`
+/// JSON Lines (tools/zeroshot/convert.py). Values: null, bool, number (double, read independently of the
+/// C locale; a value beyond a double's range is an error), string (UTF-8; `\u`
 /// escapes and surrogate pairs decoded), array, object (members in file order). Anything else — a
 /// trailing comma, a lone surrogate, invalid UTF-8, a control character in a string, nesting deeper than
 /// 256 — throws rcpu::invalid_argument naming the byte offset. rcpu writes its own JSON by hand; this
@@ -12,10 +13,10 @@
 ///
 /// Optional part of rcpu: not included by rcpu.hpp.
 
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -144,7 +145,7 @@ class JsonParser {
   }
 
   Json value(int depth) {
-    if (depth > max_depth) error("nesting deeper than " + std::to_string(max_depth));
+    if (depth >= max_depth) error("nesting deeper than " + std::to_string(max_depth));
     switch (peek()) {
       case '{': return object(depth);
       case '[': return array(depth);
@@ -215,9 +216,24 @@ class JsonParser {
       if (!(peek() >= '0' && peek() <= '9')) error("invalid number");
       while (peek() >= '0' && peek() <= '9') ++m_i;
     }
-    // strtod on a copy: the grammar is checked above, and the view need not be NUL-terminated.
-    const std::string digits(m_s.substr(start, m_i - start));
-    return std::strtod(digits.c_str(), nullptr);
+    // from_chars, not strtod: independent of the C locale (a comma-decimal LC_NUMERIC in the host
+    // program). A number too large for a double is an error; one too small rounds to zero.
+    double v = 0.0;
+    const char* first = m_s.data() + start;
+    const auto [end, ec] = std::from_chars(first, m_s.data() + m_i, v);
+    if (ec == std::errc::result_out_of_range) {
+      // Underflow rounds to (signed) zero; overflow is refused.
+      const std::string_view digits = m_s.substr(start, m_i - start);
+      const std::size_t e = digits.find_first_of("eE");
+      if (e != std::string_view::npos && digits.substr(e + 1, 1) == "-") return digits.front() == '-' ? -0.0 : 0.0;
+      m_i = start;
+      error("number out of the range of a double");
+    }
+    if (ec != std::errc() || end != m_s.data() + m_i) {
+      m_i = start;
+      error("invalid number");
+    }
+    return v;
   }
 
   unsigned hex4() {

@@ -110,12 +110,9 @@ struct ZeroShotTask {
 
 namespace detail {
 
-// Python's str.isspace() code points (what str.strip() and str.rstrip() remove).
-inline bool python_space(std::uint32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
-}
+// Python's str.isspace() code points (what str.strip() and str.rstrip() remove): the regex \s of the
+// tokenizers plus the ASCII separators 0x1C-0x1F.
+inline bool python_space(std::uint32_t cp) { return is_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
 
 // Byte length of `s` without its trailing (Python) white space.
 inline std::size_t rstrip_length(std::string_view s) {
@@ -137,6 +134,7 @@ inline std::string python_strip(std::string_view s) {
 
 // Python's str.replace(old, new): left to right, non-overlapping.
 inline std::string python_replace(std::string_view s, std::string_view from, std::string_view to) {
+  if (from.empty()) return std::string(s);  // not needed here; Python would insert `to` between characters
   std::string out;
   std::size_t i = 0;
   for (std::size_t at; (at = s.find(from, i)) != std::string_view::npos; i = at + from.size()) {
@@ -148,7 +146,8 @@ inline std::string python_replace(std::string_view s, std::string_view from, std
 }
 
 // Python's str.capitalize() for ASCII letters (first character upper case, the rest lower case); other
-// characters are kept as they are.
+// characters are kept as they are, where Python would change a non-ASCII letter's case too. HellaSwag's
+// ctx_b is ASCII in the documents checked against the harness (docs/zeroshot.md).
 inline std::string python_capitalize(std::string_view s) {
   std::string out(s);
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -195,6 +194,13 @@ inline const io::Json& field(const io::Json& row, const char* key, const std::st
   return *j;
 }
 
+// A whole non-negative number written as text (HellaSwag's label "3"), nothing else.
+inline Index parse_label(const std::string& s, const std::string& where) {
+  rcpu::detail::require(!s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos,
+                        where + ": label '" + s + "' is not a whole number");
+  return static_cast<Index>(std::stol(s));
+}
+
 inline Index index_of(const io::Json& labels, const std::string& key, const std::string& where) {
   for (std::size_t i = 0; i < labels.size(); ++i)
     if (labels.at(i).as_string() == key) return static_cast<Index>(i);
@@ -235,7 +241,7 @@ inline ZeroShotDoc make_zeroshot_doc(const std::string& task, const io::Json& ro
                                              detail::python_capitalize(str("ctx_b")));
       for (const io::Json& e : f("endings").as_array()) d.choices.push_back(detail::hellaswag_preprocess(e.as_string()));
       const io::Json& label = f("label");
-      d.gold = label.is_string() ? static_cast<Index>(std::stol(label.as_string())) : static_cast<Index>(label.as_int());
+      d.gold = label.is_string() ? detail::parse_label(label.as_string(), where) : static_cast<Index>(label.as_int());
     } else if (task == "winogrande") {
       const std::string& s = str("sentence");
       const std::size_t blank = s.find('_');
@@ -260,8 +266,6 @@ inline ZeroShotDoc make_zeroshot_doc(const std::string& task, const io::Json& ro
   } catch (const invalid_argument& e) {
     if (e.message().rfind(task, 0) == 0) throw;
     throw invalid_argument(where + ": " + e.message());
-  } catch (const std::exception& e) {  // std::stol
-    throw invalid_argument(where + ": " + e.what());
   }
   if (d.requests.empty())
     for (const std::string& c : d.choices) d.requests.push_back({context, " " + c});
@@ -301,35 +305,58 @@ struct TokenizedRequest {
   std::vector<std::int32_t> continuation;
 };
 
-/// Tokenizes a request as lm-evaluation-harness's `_encode_pair` does for causal models: trailing
-/// white space of the context moves to the front of the continuation; then the context's ids are
-/// tokenize(context) and the continuation's are tokenize(context + continuation) without its first
-/// len(tokenize(context)) ids (so a token that spans the boundary counts for the continuation). An
-/// empty context becomes the BOS token (the EOS token when the vocabulary has no BOS), as the
-/// harness's prefix token. The tokenizer's own BOS rule applies (GGUF `tokenizer.ggml.add_bos_token`).
-/// \throws rcpu::invalid_argument when the continuation gets no token.
+/// Tokenizes a request as lm-evaluation-harness 0.4.13 does for causal models (`loglikelihood` and
+/// `_encode_pair`). An empty context becomes the prefix token (BOS, or EOS when the vocabulary has no
+/// BOS) in front of tokenize(continuation) without special tokens, unless that already starts with the
+/// prefix token, which then serves as the context. Otherwise trailing white space of the context moves
+/// to the front of the continuation; the context's ids are tokenize(context) and the continuation's are
+/// tokenize(context + continuation) without its first len(tokenize(context)) ids, so that a token the
+/// merges form across the boundary is split the harness's way: its context part is scored as context,
+/// and the merged token itself is dropped (tests/model/test_zeroshot.cpp shows a case). The tokenizer's
+/// own BOS rule applies (GGUF `tokenizer.ggml.add_bos_token`).
+/// \throws rcpu::invalid_argument when the context or the continuation gets no token.
 inline TokenizedRequest tokenize_request(const Tokenizer& tok, const ZeroShotRequest& r) {
-  std::string context = r.context, continuation = r.continuation;
-  const std::size_t keep = detail::rstrip_length(context);
-  if (keep < context.size()) {
-    continuation = context.substr(keep) + continuation;
-    context.resize(keep);
-  }
   TokenizedRequest t;
-  if (context.empty()) {
+  if (r.context.empty()) {
     const std::int32_t prefix = tok.bos_id() >= 0 ? tok.bos_id() : tok.eos_id();
     rcpu::detail::require(prefix >= 0, "tokenize_request: empty context and the vocabulary has no BOS or EOS token");
-    t.context = {prefix};
-    t.continuation = tok.encode(continuation, false);
+    t.continuation = tok.encode(r.continuation, false);
+    if (!t.continuation.empty() && t.continuation.front() == prefix) {
+      t.context = {prefix};
+      t.continuation.erase(t.continuation.begin());
+    } else {
+      t.context = {prefix};
+    }
   } else {
+    std::string context = r.context, continuation = r.continuation;
+    const std::size_t keep = detail::rstrip_length(context);
+    if (keep < context.size()) {
+      continuation = context.substr(keep) + continuation;
+      context.resize(keep);
+    }
     t.context = tok.encode(context);
     const std::vector<std::int32_t> whole = tok.encode(context + continuation);
     const std::size_t n = std::min(t.context.size(), whole.size());
     t.continuation.assign(whole.begin() + static_cast<std::ptrdiff_t>(n), whole.end());
   }
+  rcpu::detail::require(!t.context.empty(), "tokenize_request: the context '" + r.context + "' has no token");
   rcpu::detail::require(!t.continuation.empty(), "tokenize_request: the continuation '" + r.continuation +
                                                      "' has no token of its own");
   return t;
+}
+
+/// Cuts a request to a model's context length as the harness does: the model reads at most
+/// `max_length` tokens, the last ones of context + continuation (the input drops the last token), so
+/// when the two hold more than max_length + 1 tokens the context loses its first ones.
+/// \throws rcpu::invalid_argument when the continuation alone does not fit.
+inline void truncate_request(TokenizedRequest& t, Index max_length) {
+  rcpu::detail::require(max_length >= 1, "truncate_request: max_length = " + std::to_string(max_length) + " must be >= 1");
+  const Index c = static_cast<Index>(t.context.size()), n = static_cast<Index>(t.continuation.size());
+  const Index drop = c + n - (max_length + 1);
+  if (drop <= 0) return;
+  rcpu::detail::require(drop < c, "truncate_request: a continuation of " + std::to_string(n) +
+                                      " tokens does not fit a context of " + std::to_string(max_length));
+  t.context.erase(t.context.begin(), t.context.begin() + static_cast<std::ptrdiff_t>(drop));
 }
 
 /// The score of one choice.
@@ -407,7 +434,8 @@ struct ZeroShotOptions {
 
 /// The scorer of a LlamaModel: packs each document (pack_requests()), batches documents of similar
 /// length (padded to the longest in the batch; padding rows are never attended to), runs the model,
-/// and evaluates the output head only on the scored rows. Log-softmax in double.
+/// and evaluates the output head only on the scored rows. Log-softmax: the max-shifted exponentials in
+/// float, their sum and the logarithm in double.
 inline std::vector<std::vector<ChoiceScore>> score_with_model(const LlamaModel& model,
                                                               const std::vector<std::vector<TokenizedRequest>>& docs,
                                                               Index batch_tokens = 2048) {
@@ -485,6 +513,11 @@ struct ZeroShotDocResult {
   bool correct_norm() const { return pred_norm == gold; }
 };
 
+/// Whether a document counts as right under `metric`.
+inline bool counts_right(const ZeroShotDocResult& d, ZeroShotMetric metric) {
+  return metric == ZeroShotMetric::acc ? d.correct() : d.correct_norm();
+}
+
 /// The accuracy of a model on one task.
 struct ZeroShotResult {
   std::string task;
@@ -499,8 +532,7 @@ struct ZeroShotResult {
   /// Per document: 1 when the paper's metric counts it right, else 0 (for paired bootstraps).
   std::vector<double> paper_correct() const {
     std::vector<double> v;
-    for (const ZeroShotDocResult& d : docs)
-      v.push_back((paper_metric == ZeroShotMetric::acc ? d.correct() : d.correct_norm()) ? 1.0 : 0.0);
+    for (const ZeroShotDocResult& d : docs) v.push_back(counts_right(d, paper_metric) ? 1.0 : 0.0);
     return v;
   }
 };
@@ -572,7 +604,7 @@ inline ZeroShotResult evaluate_zeroshot(const ZeroShotTask& task,
     for (Index i = g0; i < g1; ++i) {
       res.docs.push_back(rank_choices(task.docs[static_cast<std::size_t>(i)], std::move(scores[static_cast<std::size_t>(i - g0)])));
       const ZeroShotDocResult& d = res.docs.back();
-      right += (info.paper_metric == ZeroShotMetric::acc ? d.correct() : d.correct_norm()) ? 1 : 0;
+      right += counts_right(d, info.paper_metric) ? 1 : 0;
     }
     if (options.progress)
       detail::draw_zeroshot_progress(*options.progress, task.name, g1, n, res.tokens_processed,
@@ -591,12 +623,19 @@ inline ZeroShotResult evaluate_zeroshot(const ZeroShotTask& task,
   return res;
 }
 
-/// Evaluates `task` on `model` with its tokenizer (see the file comment).
+/// Evaluates `task` on `model` with its tokenizer (see the file comment); requests longer than the
+/// model's context length (LlamaConfig::context, when set) are cut as the harness cuts them.
 /// \throws rcpu::invalid_argument for an unknown task, an empty task, or a continuation with no token.
 inline ZeroShotResult evaluate_zeroshot(const LlamaModel& model, const Tokenizer& tokenizer, const ZeroShotTask& task,
                                         const ZeroShotOptions& options = ZeroShotOptions()) {
+  const Index max_length = model.config().context;
   return evaluate_zeroshot(
-      task, [&](const ZeroShotRequest& r) { return tokenize_request(tokenizer, r); },
+      task,
+      [&](const ZeroShotRequest& r) {
+        TokenizedRequest t = tokenize_request(tokenizer, r);
+        if (max_length > 0) truncate_request(t, max_length);
+        return t;
+      },
       [&](const std::vector<std::vector<TokenizedRequest>>& docs) {
         return score_with_model(model, docs, options.batch_tokens);
       },
