@@ -250,10 +250,12 @@ TEST_CASE("statistics saved per shard and merged equal one pass", "[cli]") {
   const Eigen::MatrixXd w_pass = rcpu::io::load_npy_matrix<double>(dir / "o_pass/weight.npy");
   CHECK(rcpu::io::load_npy_indices(dir / "o_merged/kept_columns.npy") ==
         rcpu::io::load_npy_indices(dir / "o_pass/kept_columns.npy"));
-  CHECK(rel_diff(rcpu::io::load_npy_matrix<double>(dir / "o_merged/weight.npy"), w_pass) <= 1e-11);
-  CHECK(rel_diff(rcpu::io::load_npy_matrix<double>(dir / "o_mixed/weight.npy"), w_pass) <= 1e-11);
+  // The merged Gram differs from the one-pass Gram by rounding (1e-14 above); the rotation amplifies that
+  // by the conditioning of M (clang's ASan build measured 1.1e-11 here), hence 1e-10.
+  CHECK(rel_diff(rcpu::io::load_npy_matrix<double>(dir / "o_merged/weight.npy"), w_pass) <= 1e-10);
+  CHECK(rel_diff(rcpu::io::load_npy_matrix<double>(dir / "o_mixed/weight.npy"), w_pass) <= 1e-10);
   CHECK(rel_diff(rcpu::io::load_npy_vector<double>(dir / "o_merged/bias.npy"),
-                 rcpu::io::load_npy_vector<double>(dir / "o_pass/bias.npy")) <= 1e-11);
+                 rcpu::io::load_npy_vector<double>(dir / "o_pass/bias.npy")) <= 1e-10);
   // --save-stats wrote the statistics of the pass.
   const auto saved = rcpu::io::load_statistics<double>(dir / "s_saved");
   CHECK(saved.sum() == all.sum());
