@@ -355,7 +355,19 @@ class Study:
     def zs(self, run, task=None):
         if run is None:
             return math.nan
+        if task == "mean_no_boolq":
+            return self.zs_no_boolq(run)
         return num(run.get("zs_mean" if task is None else "zs_" + task))
+
+    def zs_no_boolq(self, run):
+        """The mean accuracy of the tasks other than BoolQ (all of them present), else nan."""
+        if run is None:
+            return math.nan
+        v = [num(run.get("zs_" + t)) for t, _ in TASKS if t != "boolq"]
+        return math.nan if any(nan(x) for x in v) else sum(v) / len(v)
+
+    def boolq_yes(self, run):
+        return math.nan if run is None else num(run.get("zs_boolq_yes"))
 
     def choose(self, runs):
         """Perplexity that compares like with like over `runs`: (getter, 'test' or 'side')."""
@@ -610,7 +622,10 @@ def render(src, out_md, command=""):
           "evenly spaced subset of its validation documents (rows i x total / N), the same documents for every "
           "run ([zeroshot.md](%s) explains how the numbers match lm-evaluation-harness). Bold: the best mean of "
           "the pruned models.\n" % (full_label, docs_text(meta), zeroshot_link(out_dir)))
-        hdr = ["method"] + [name for _, name in S.tasks] + ["mean", "PPL"]
+        has_yes = "zs_boolq_yes" in S.header and any(t == "boolq" for t, _ in S.tasks)
+        render_boolq_note(S, w)
+        hdr = ["method"] + [name for _, name in S.tasks] + ["mean", "mean w/o BoolQ"] + (
+            ["BoolQ: says yes"] if has_yes else []) + ["PPL"]
         for r in ratios:
             rows = []
             means = {m: S.zs(S.main_run(m, r)) for m in ZS_ORDER}
@@ -619,14 +634,15 @@ def render(src, out_md, command=""):
             for m in ["dense"] + ZS_ORDER:
                 run = S.main_run(m, r)
                 if run is None:
-                    rows.append([NAMES[m]] + [NOT_RUN] * (len(S.tasks) + 2))
+                    rows.append([NAMES[m]] + [NOT_RUN] * (len(hdr) - 1))
                     continue
                 name = NAMES[m] + (": %g" % num(run.get("relative_lambda")) if m in ("ridge", "rcpu_rotation_ridge") else "")
                 mean = acc(S.zs(run))
                 if m != "dense" and close(S.zs(run), top):
                     mean = "**%s**" % mean
                 rows.append([name + (" (reference)" if m == "dense" else "")] + [acc(S.zs(run, t)) for t, _ in S.tasks]
-                            + [mean, ppl(S.test_ppl(run))])
+                            + [mean, acc(S.zs_no_boolq(run))] + ([acc(S.boolq_yes(run))] if has_yes else [])
+                            + [ppl(S.test_ppl(run))])
             w("### %s removed\n" % pct(r))
             w(table(hdr, rows) + "\n")
             paper = PAPER_ZS.get(round(r, 6))
@@ -653,7 +669,7 @@ def render(src, out_md, command=""):
                 cells = [NAMES[m]]
                 for base_row in ("flap", "rcpu_rotation"):
                     b = S.main_run(base_row, r)
-                    for metric in ("zs_mean", "ppl_ratio"):
+                    for metric in ("zs_mean", "zs_mean_no_boolq", "ppl_ratio"):
                         if m == base_row:
                             cells.append("(baseline)")
                         elif run is None or b is None:
@@ -663,8 +679,9 @@ def render(src, out_md, command=""):
                             cells.append("%s: %s" % (fmt_cmp(c, metric, ""), ci_verdict(c, metric)) if c else "no interval")
                 rows.append(cells)
             w("### %s removed\n" % pct(r))
-            w(table(["method", "Δ mean accuracy vs FLAP (points) [95% CI]", "PPL ratio vs FLAP [95% CI]",
-                     "Δ mean accuracy vs rotation (points) [95% CI]", "PPL ratio vs rotation [95% CI]"], rows) + "\n")
+            w(table(["method", "Δ mean accuracy vs FLAP (points) [95% CI]", "Δ mean w/o BoolQ vs FLAP",
+                     "PPL ratio vs FLAP [95% CI]", "Δ mean accuracy vs rotation (points) [95% CI]",
+                     "Δ mean w/o BoolQ vs rotation", "PPL ratio vs rotation [95% CI]"], rows) + "\n")
 
     # ---- Claims.
     render_claims(S, w)
@@ -693,6 +710,31 @@ def render(src, out_md, command=""):
       "next to this page: %s.\n" % ", ".join("`%s`" % os.path.join(rel, f).replace(os.sep, "/") for f in S.files))
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
+
+
+def render_boolq_note(S, w):
+    """What BoolQ accuracy measures on this model: how often each run answers yes (runs.csv zs_boolq_yes)
+    against the share of yes among the gold answers (meta zs_boolq_gold_yes)."""
+    if "zs_boolq_yes" not in S.header:
+        return
+    gold = num(S.meta.get("zs_boolq_gold_yes"))
+    dense_yes = S.boolq_yes(S.dense)
+    pruned = [(S.boolq_yes(x), num(x.get("zs_boolq"))) for x in S.runs
+              if x.get("method_id") != "dense" and not nan(S.boolq_yes(x))]
+    if nan(dense_yes) or not pruned:
+        return
+    lo, hi = min(y for y, _ in pruned), max(y for y, _ in pruned)
+    accs = [a for _, a in pruned if not nan(a)]
+    dense_acc = num(S.dense.get("zs_boolq"))
+    swing = max(abs(a - dense_acc) for a in accs) if accs and not nan(dense_acc) else math.nan
+    w("**BoolQ on this model mostly measures a yes/no bias.** %sThe dense model answers yes on %s%% of the BoolQ "
+      "documents (accuracy %s); the pruned models of this study on %s%% to %s%%. A model that always answered yes "
+      "would score %s, one that always answered no %s, so BoolQ accuracy moves with the bias by up to %s points "
+      "here (%s points of the mean of seven tasks) whatever the method. The column *mean w/o BoolQ* (and its "
+      "intervals below) is the comparison without it; *BoolQ: says yes* is the share of yes answers.\n"
+      % ("Of its gold answers %s%% are yes. " % acc(gold) if not nan(gold) else "", acc(dense_yes), acc(dense_acc),
+         acc(lo), acc(hi), acc(gold) if not nan(gold) else "the share of yes answers",
+         acc(1 - gold) if not nan(gold) else "the rest", acc(swing), acc(swing / 7) if not nan(swing) else "n/a"))
 
 
 def docs_text(meta):
@@ -798,8 +840,10 @@ def render_claims(S, w):
         bullet("(a) The rotation beats FLAP in zero-shot accuracy.", "mean accuracy, rotation vs FLAP, " +
                paper_text("rcpu_rotation", "flap", "zs_mean"),
                [("against FLAP with layer-by-layer statistics", tested("rcpu_rotation", "flap", "zs_mean", "better")),
+                ("the same, mean without BoolQ", tested("rcpu_rotation", "flap", "zs_mean_no_boolq", "better")),
                 ("against FLAP with dense statistics, as the paper's FLAP numbers were made",
-                 tested("rcpu_rotation", "flap_dense", "zs_mean", "better"))])
+                 tested("rcpu_rotation", "flap_dense", "zs_mean", "better")),
+                ("the same, mean without BoolQ", tested("rcpu_rotation", "flap_dense", "zs_mean_no_boolq", "better"))])
     # (b)
     bullet("(b) The rotation beats FLAP in perplexity.", "perplexity, rotation vs FLAP, " +
            paper_text("rcpu_rotation", "flap", "ppl_ratio"),
@@ -809,6 +853,7 @@ def render_claims(S, w):
     subs = [("perplexity, PPL ratio < 1", tested("rcpu_rotation", "wanda_sp", "ppl_ratio", "better"))]
     if zs_ok:
         subs.append(("zero-shot accuracy, Δ > 0", tested("rcpu_rotation", "wanda_sp", "zs_mean", "better")))
+        subs.append(("the same, mean without BoolQ", tested("rcpu_rotation", "wanda_sp", "zs_mean_no_boolq", "better")))
     bullet("(c) The rotation beats Wanda-sp.", "perplexity %s; mean accuracy %s" % (
         paper_text("rcpu_rotation", "wanda_sp", "ppl_ratio"), paper_text("rcpu_rotation", "wanda_sp", "zs_mean")), subs)
     # (d) the central claim
@@ -817,7 +862,9 @@ def render_claims(S, w):
     z = None
     if zs_ok:
         z = tested("ridge", "rcpu_rotation", "zs_mean", "worse")
+        z6 = tested("ridge", "rcpu_rotation", "zs_mean_no_boolq", "worse")
         subs.append(("LS(lambda) loses zero-shot accuracy: accuracy(ridge) - accuracy(rotation) < 0", z))
+        subs.append(("the same, mean without BoolQ", z6))
     bullet("(d) LS(lambda) wins perplexity but loses zero-shot accuracy to the rotation (the paper's central "
            "argument for the rotation).",
            "a tuned proximal ridge reaches about 13.2 vs 13.55 at 10%%; mean accuracy LS(lambda) vs rotation %s"
@@ -828,20 +875,24 @@ def render_claims(S, w):
                    "reversed": "the rotation wins perplexity"}
         zs_txt = {"holds": "and the rotation wins accuracy", "none": "with no significant accuracy difference",
                   "reversed": "and the ridge wins accuracy"}
-        for (r, sp, _), (_, sz, _) in zip(p, z):
+        for (r, sp, _), (_, sz, _), (_, sz6, _) in zip(p, z, z6):
             if sp is None or sz is None:
                 continue
-            together.append("at %s %s %s: the paper's trade-off %s" % (
-                pct(r), ppl_txt[sp], zs_txt[sz], "reproduces" if sp == sz == "holds" else "does not reproduce"))
+            together.append("at %s %s %s: the paper's trade-off %s%s" % (
+                pct(r), ppl_txt[sp], zs_txt[sz], "reproduces" if sp == sz == "holds" else "does not reproduce",
+                "" if sz6 is None else " (without BoolQ: %s)" % (
+                    "reproduces" if sp == sz6 == "holds" else "does not reproduce")))
         w("  - Together: %s." % ("; ".join(together) if together else "not testable yet (both runs needed at a ratio)"))
     # (e) the ridge toward the rotation.
     if any(S.main_run("rcpu_rotation_ridge", r) for r in ratios) or "rotation_ridge" in S.planned:
         subs = [("perplexity against the rotation, PPL ratio < 1", tested("rcpu_rotation_ridge", "rcpu_rotation", "ppl_ratio", "better"))]
         if zs_ok:
             subs.append(("accuracy against the rotation, Δ > 0", tested("rcpu_rotation_ridge", "rcpu_rotation", "zs_mean", "better")))
+            subs.append(("the same, mean without BoolQ", tested("rcpu_rotation_ridge", "rcpu_rotation", "zs_mean_no_boolq", "better")))
         subs.append(("perplexity against LS(lambda), PPL ratio < 1", tested("rcpu_rotation_ridge", "ridge", "ppl_ratio", "better")))
         if zs_ok:
             subs.append(("accuracy against LS(lambda), Δ > 0", tested("rcpu_rotation_ridge", "ridge", "zs_mean", "better")))
+            subs.append(("the same, mean without BoolQ", tested("rcpu_rotation_ridge", "ridge", "zs_mean_no_boolq", "better")))
         bullet("(e) The ridge toward the rotation (ours) gets the ridge's perplexity and keeps the rotation's "
                "accuracy.", "", subs)
         pairs = [(S.main_run("rcpu_rotation_ridge", r), S.main_run("ridge", r)) for r in ratios]
@@ -854,6 +905,7 @@ def render_claims(S, w):
     subs = [("perplexity", tested("rcpu_rotation", "rcpu_none", "ppl_ratio", "better"))]
     if zs_ok:
         subs.append(("zero-shot accuracy", tested("rcpu_rotation", "rcpu_none", "zs_mean", "better")))
+        subs.append(("the same, mean without BoolQ", tested("rcpu_rotation", "rcpu_none", "zs_mean_no_boolq", "better")))
     bullet("(f) The rotation improves on the RCPU score without compensation.",
            "perplexity " + paper_text("rcpu_rotation", "rcpu_none", "ppl_ratio"), subs)
     # (g) ablation.

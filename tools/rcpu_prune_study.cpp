@@ -31,6 +31,13 @@
 // after each run, and meta.csv says how many runs of the plan are still missing (the renderer marks them).
 // Plan order: dense, then the comparison at the sweep ratio (20%), then the other ratios, then the other
 // studies, so that a partial run holds the most important numbers first.
+// Parallel: several processes started with the same settings share the plan through the cache folder
+// (class Claims: a run is claimed before it is pruned; runs other workers hold are skipped, and the plan
+// is gone through again once one of them is finished).
+//
+// Zero-shot outputs include, per run, the share of BoolQ documents answered "yes" (zs_boolq_yes) and, in
+// comparisons.csv, the mean accuracy without BoolQ (zs_mean_no_boolq): on a small model BoolQ accuracy
+// follows its yes/no bias.
 //
 // Ridge lambdas are swept on validation windows at the --ridge-ratios (default: every ratio; a ratio
 // without a sweep takes the value chosen at the nearest swept ratio), for the ridge and, with its own
@@ -44,11 +51,13 @@
 // calibration window of the main seed); its second half is cut into non-overlapping windows, which are
 // evaluated (all, or a fixed evenly spaced subset: the same windows for every method).
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +71,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/io/json.hpp>
@@ -90,6 +103,95 @@ using Clock = std::chrono::steady_clock;
   std::cerr << "rcpu-prune-study: " << msg << "\n";
   std::exit(2);
 }
+
+// Written whole under a name of this process, then renamed: a reader (or a second worker writing the
+// same file) never sees half a file.
+void write_atomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << content;
+    if (!out) die("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::string host_name() {
+  char h[256] = {0};
+  if (::gethostname(h, sizeof h - 1) != 0) return "?";
+  return h;
+}
+
+// Parallel workers. Several rcpu-prune-study processes on one cache folder share the plan: a worker
+// claims a run (a file KEY.claim created exclusively beside the cache files) before it prunes it, and
+// skips runs another worker holds. The claim names its host and process; a claim whose process is gone
+// (same host) is stale and taken over. Claims are removed once the run is in the cache.
+class Claims {
+ public:
+  void set_dir(std::string dir) { m_dir = std::move(dir); }
+  ~Claims() {
+    for (const std::string& k : m_held) std::remove(path(k).c_str());
+  }
+  // True when this process now holds `key`; otherwise `holder` says who does.
+  bool take(const std::string& key, std::string* holder) {
+    if (m_held.count(key)) return true;
+    std::filesystem::create_directories(m_dir);
+    const std::string me = host_name() + " " + std::to_string(::getpid());
+    // Created whole and then linked into place: link() fails if the claim exists, and a claim that
+    // exists always holds its owner's line.
+    const std::string tmp = path(key) + ".tmp" + std::to_string(::getpid());
+    write_atomic(tmp, me + "\n");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (::link(tmp.c_str(), path(key).c_str()) == 0) {
+        std::remove(tmp.c_str());
+        m_held.insert(key);
+        return true;
+      }
+      if (errno != EEXIST) {
+        std::remove(tmp.c_str());
+        die("cannot create " + path(key) + ": " + std::strerror(errno));
+      }
+      const std::string who = owner(key);
+      if (holder != nullptr) *holder = who;
+      if (who.empty()) continue;  // released meanwhile: try again
+      if (!stale(who)) break;
+      std::cerr << "  " << key << ": taking over a stale claim (" << who << ")\n";
+      std::remove(path(key).c_str());
+    }
+    std::remove(tmp.c_str());
+    return false;
+  }
+  void release(const std::string& key) {
+    if (m_held.erase(key)) std::remove(path(key).c_str());
+  }
+  // Whether another live worker still holds `key`.
+  bool held_elsewhere(const std::string& key) const {
+    if (m_held.count(key)) return false;
+    std::ifstream f(path(key));
+    if (!f.good()) return false;
+    return !stale(owner(key));
+  }
+
+ private:
+  std::string path(const std::string& key) const { return m_dir + "/" + key + ".claim"; }
+  std::string owner(const std::string& key) const {
+    std::ifstream f(path(key));
+    std::string line;
+    std::getline(f, line);
+    return line;
+  }
+  // A claim of this host whose process no longer exists; other hosts' claims are never judged.
+  static bool stale(const std::string& who) {
+    std::istringstream in(who);
+    std::string host;
+    long pid = 0;
+    if (!(in >> host >> pid) || pid <= 0) return true;  // not a claim this tool wrote
+    if (host != host_name()) return false;
+    return ::kill(pid_t(pid), 0) != 0 && errno == ESRCH;
+  }
+  std::string m_dir;
+  std::set<std::string> m_held;
+};
 
 std::vector<double> parse_list(const std::string& s, const char* name) {
   std::vector<double> out;
@@ -336,8 +438,9 @@ class Study {
            Index calib, double rel_lambda = 0, const std::string& variant = "", std::uint64_t seed = 0);
   // Sets what a run is evaluated on from its studies and method.
   void set_evaluations(Run& r) const;
-  // Runs a lockstep group (those of its runs the cache does not already hold, within the time budget),
-  // evaluates each run, and hands each pruned model to `keep` (if set). False when the budget stopped it.
+  // Runs a lockstep group (those of its runs the cache does not already hold, within the time budget,
+  // that no other worker holds), evaluates each run, and hands each pruned model to `keep` (if set).
+  // False when some run of the group is not done: the budget stopped it, or another worker has it.
   bool execute(std::vector<Run*> group,
                const std::function<void(Run&, PipelineResult&)>& keep = std::function<void(Run&, PipelineResult&)>());
   void evaluate_run(Run& r, const rcpu::model::LlamaModel& m);
@@ -355,9 +458,13 @@ class Study {
   std::string definition(const Run& r) const;
   std::string cache_path(const Run& r) const;
   bool satisfied(const Run& r) const;
-  bool load_cached(Run& r);
+  bool load_cached(Run& r, bool quiet = false);
+  // Claims `r` for this worker; false (and noted in m_elsewhere) when another worker holds it.
+  bool claim(const Run& r);
+  Index done_count() const;
   void save_cached(const Run& r) const;
   double side_ppl(const Run& r) const;
+  double boolq_yes(const Run& r) const;
 
   Settings m_s;
   rcpu::model::LlamaModel m_dense;
@@ -371,7 +478,9 @@ class Study {
   std::map<std::string, Run*> m_by_key;
   Clock::time_point m_t0;
   double m_pipe_rate = -1, m_eval_rate = -1, m_zs_rate = -1;  // s per calibration window / eval window / zero-shot
-  Index m_runs_done = 0, m_runs_cached = 0;
+  Index m_runs_cached = 0;
+  Claims m_claims;
+  std::set<std::string> m_elsewhere;  // runs of this pass that other workers hold
   bool m_stopped = false;
   std::string m_model_id, m_text_id, m_zs_hash;
 };
@@ -462,7 +571,7 @@ bool Study::over_budget(const std::vector<Run*>& group) const {
 
 void Study::progress_line(const std::string& what) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - m_t0).count();
-  std::cerr << "[" << hms(elapsed) << " | " << m_runs_done << "/" << m_runs.size() << " runs done (" << m_runs_cached
+  std::cerr << "[" << hms(elapsed) << " | " << done_count() << "/" << m_runs.size() << " runs done (" << m_runs_cached
             << " from the cache) | left ~" << hms(remaining_cost()) << " | load " << fixed(load1(), 2) << "] " << what
             << "\n"
             << std::flush;
@@ -527,7 +636,6 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
     if (satisfied(*r)) continue;
     if (load_cached(*r)) {
       ++m_runs_cached;
-      ++m_runs_done;
       std::cerr << "  " << r->key << ": from the cache\n";
       continue;
     }
@@ -538,6 +646,25 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
     m_stopped = true;
     return false;
   }
+  bool all = true;
+  {
+    std::vector<Run*> mine;
+    for (Run* r : todo) {
+      if (!claim(*r)) {
+        all = false;
+        continue;
+      }
+      if (load_cached(*r, true)) {  // finished by another worker since the look above
+        m_claims.release(r->key);
+        ++m_runs_cached;
+        std::cerr << "  " << r->key << ": from the cache (another worker)\n";
+        continue;
+      }
+      mine.push_back(r);
+    }
+    todo.swap(mine);
+  }
+  if (todo.empty()) return all;
   std::vector<PipelineOptions> configs;
   std::string names;
   for (Run* r : todo) {
@@ -589,12 +716,27 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
     evaluate_run(r, p.model);
     r.done = true;
     r.cached = false;
-    ++m_runs_done;
     save_cached(r);
+    m_claims.release(r.key);
     write_outputs();
     if (keep) keep(r, p);
   }
-  return true;
+  return all;
+}
+
+bool Study::claim(const Run& r) {
+  std::string holder;
+  if (m_claims.take(r.key, &holder)) return true;
+  if (!m_elsewhere.count(r.key))
+    std::cerr << "  " << r.key << ": another worker is running it (" << holder << "); going on\n";
+  m_elsewhere.insert(r.key);
+  return false;
+}
+
+Index Study::done_count() const {
+  Index n = 0;
+  for (const auto& r : m_runs) n += r->done ? 1 : 0;
+  return n;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -705,23 +847,17 @@ void Study::save_cached(const Run& r) const {
   f << ",\n\"layers\":[";
   for (std::size_t i = 0; i < r.layer_lines.size(); ++i) f << (i ? ",\n" : "\n") << str(r.layer_lines[i]);
   f << "]}\n";
-  // Written whole, then renamed: an interrupted run leaves no half file.
-  const std::string path = cache_path(r), tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << f.str();
-    if (!out) die("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
+  write_atomic(cache_path(r), f.str());  // an interrupted run leaves no half file
 }
 
-bool Study::load_cached(Run& r) {
+bool Study::load_cached(Run& r, bool quiet) {
   const std::string path = cache_path(r);
   if (!std::ifstream(path).good()) return false;
   try {
     const rcpu::io::Json j = rcpu::io::parse_json(read_text(path));
     if (j.at("definition").as_string() != definition(r)) {
-      std::cerr << "  " << r.key << ": the cached run was made with other settings; running it again\n"
+      if (!quiet)
+        std::cerr << "  " << r.key << ": the cached run was made with other settings; running it again\n"
                 << "    cached: " << j.at("definition").as_string() << "\n    now:    " << definition(r) << "\n";
       return false;
     }
@@ -772,9 +908,13 @@ bool Study::load_cached(Run& r) {
     c.done = true;
     c.cached = true;
     if (!satisfied(c)) {
-      std::cerr << "  " << r.key << ": cached, but without every evaluation it now needs; running it again\n";
+      if (!quiet) std::cerr << "  " << r.key << ": cached, but without every evaluation it now needs; running it again\n";
       return false;
     }
+    // Time estimates from what finished runs took, until this process has timed its own.
+    if (m_pipe_rate < 0 && c.calib_windows > 0 && c.prune_seconds > 0) m_pipe_rate = c.prune_seconds / double(c.calib_windows);
+    if (m_eval_rate < 0 && c.test.windows > 0 && c.test.seconds > 0) m_eval_rate = c.test.seconds / double(c.test.windows);
+    if (m_zs_rate < 0 && c.zs.seconds > 0) m_zs_rate = c.zs.seconds;
     if (c.want_test) {  // exactly the windows wanted now (a cached run may have more)
       const std::vector<Index>& want = c.full_test ? m_test_windows : m_side_windows;
       std::map<Index, double> by_window;
@@ -815,15 +955,31 @@ double Study::side_ppl(const Run& r) const {
 // ------------------------------------------------------------------------------------------------
 // Outputs, rewritten from every finished run.
 
+// The fraction of BoolQ documents a run answers "yes" (a two-choice task: a wrong answer is the other
+// choice). On a small model BoolQ accuracy mostly measures this bias, which the page has to show.
+double Study::boolq_yes(const Run& r) const {
+  const TaskScore* s = r.zs.find("boolq");
+  const auto task = std::find_if(m_tasks.begin(), m_tasks.end(), [](const auto& t) { return t.name == "boolq"; });
+  if (s == nullptr || task == m_tasks.end() || s->correct.size() != task->docs.size() || task->docs.empty()) return NAN;
+  Index yes = 0;
+  for (std::size_t i = 0; i < task->docs.size(); ++i) {
+    const rcpu::model::ZeroShotDoc& d = task->docs[i];
+    if (d.choices.size() != 2) return NAN;
+    const Index answer = s->correct[i] == '1' ? d.gold : 1 - d.gold;
+    yes += d.choices[std::size_t(answer)] == "yes" ? 1 : 0;
+  }
+  return double(yes) / double(task->docs.size());
+}
+
 void Study::write_outputs() const {
   {
-    std::ofstream f(m_s.out + "/runs.csv");
+    std::ostringstream f;
     f << "key,studies,method_id,method,score,compensation,ratio,attention_ratio,mlp_ratio,gqa,allocation,o_proj_rotation,"
          "statistics,relative_lambda,compensate_attention,compensate_mlp,proper_rotation,calib_corpus,calib_windows,seed,"
          "params,params_dense,heads,kv_heads,channels,prune_seconds,load_at_start,test_ppl,test_nll,test_windows,"
          "test_seconds,side_ppl,val_ppl,val_nll,val_windows,val_seconds,zs_docs,zs_mean,zs_seconds";
     for (const auto& t : rcpu::model::zeroshot_tasks()) f << ",zs_" << t.name << ",zs_" << t.name << "_acc,zs_" << t.name << "_acc_norm";
-    f << "\n";
+    f << ",zs_boolq_yes\n";
     for (const auto& rp : m_runs) {
       const Run& r = *rp;
       if (!r.done) continue;
@@ -847,11 +1003,12 @@ void Study::write_outputs() const {
         const TaskScore* s = r.zs.find(t.name);
         f << "," << (s ? fmt(s->value, 8) : "") << "," << (s ? fmt(s->acc, 8) : "") << "," << (s ? fmt(s->acc_norm, 8) : "");
       }
-      f << "\n";
+      f << "," << fmt(boolq_yes(r), 8) << "\n";
     }
+    write_atomic(m_s.out + "/runs.csv", f.str());
   }
   {
-    std::ofstream f(m_s.out + "/layers.csv");
+    std::ostringstream f;
     f << "key,layer,heads,kv_heads,channels,params,attention_pruned,mlp_pruned,attn_err_before,attn_err_after,"
          "attn_cos_after,attn_norm_ratio_after,mlp_err_before,mlp_err_after,mlp_cos_after,mlp_norm_ratio_after,"
          "lambda_attention,lambda_mlp,det_attention,det_mlp,rank_m_attention,cond_m_attention,rank_m_mlp,cond_m_mlp,"
@@ -859,9 +1016,10 @@ void Study::write_outputs() const {
     for (const auto& rp : m_runs)
       if (rp->done)
         for (const std::string& l : rp->layer_lines) f << rp->key << "," << l << "\n";
+    write_atomic(m_s.out + "/layers.csv", f.str());
   }
   {
-    std::ofstream f(m_s.out + "/window_nll.csv");
+    std::ostringstream f;
     f << "key,split,window,nll\n";
     for (const auto& rp : m_runs) {
       if (!rp->done) continue;
@@ -872,6 +1030,7 @@ void Study::write_outputs() const {
       put(rp->test, "test");
       put(rp->val, "val");
     }
+    write_atomic(m_s.out + "/window_nll.csv", f.str());
   }
 }
 
@@ -881,7 +1040,7 @@ void Study::write_outputs() const {
 // task, and on the perplexity ratio (windows resampled). The seeds' runs are not compared: their spread
 // is reported instead.
 void Study::write_comparisons() const {
-  std::ofstream f(m_s.out + "/comparisons.csv");
+  std::ostringstream f;
   f << "ratio,method_key,baseline_key,metric,estimate,lo,hi,n\n";
   rcpu::model::BootstrapOptions bo;
   const auto main_run = [&](const std::string& id, double ratio, const std::string& variant = "") -> const Run* {
@@ -920,6 +1079,7 @@ void Study::write_comparisons() const {
     // A diverged run (non-finite losses) gets no interval: its perplexity says enough.
     if (xa.size() >= 2 && finite(xa) && finite(xb)) put("ppl_ratio", rcpu::model::perplexity_ratio(xa, xb, bo), xa.size());
     std::vector<std::pair<std::vector<double>, std::vector<double>>> tasks;
+    std::vector<std::string> names;  // of `tasks`
     std::size_t docs = 0;
     for (const TaskScore& ta : a.zs.tasks) {
       const TaskScore* tb = b.zs.find(ta.task);
@@ -929,10 +1089,21 @@ void Study::write_comparisons() const {
       for (char c : tb->correct) vb.push_back(c == '1' ? 1.0 : 0.0);
       put("zs_" + ta.task, rcpu::model::paired_mean_difference(va, vb, bo), va.size());
       docs += va.size();
+      names.push_back(ta.task);
       tasks.emplace_back(std::move(va), std::move(vb));
     }
-    if (tasks.size() == rcpu::model::zeroshot_tasks().size())
+    if (tasks.size() == rcpu::model::zeroshot_tasks().size()) {
       put("zs_mean", rcpu::model::stratified_mean_difference(tasks, bo), docs);
+      // Without BoolQ, whose accuracy on a small model mostly follows its yes/no bias.
+      std::vector<std::pair<std::vector<double>, std::vector<double>>> rest;
+      std::size_t rest_docs = 0;
+      for (std::size_t i = 0; i < tasks.size(); ++i)
+        if (names[i] != "boolq") {
+          rest.push_back(tasks[i]);
+          rest_docs += tasks[i].first.size();
+        }
+      if (rest.size() + 1 == tasks.size()) put("zs_mean_no_boolq", rcpu::model::stratified_mean_difference(rest, bo), rest_docs);
+    }
   };
   for (double ratio : m_s.ratios) {
     const Run* flap = main_run("flap", ratio);
@@ -950,6 +1121,7 @@ void Study::write_comparisons() const {
       if (id == "rcpu_rotation_ridge" && ridge != nullptr) compare(ratio, *m, *ridge);
     }
   }
+  write_atomic(m_s.out + "/comparisons.csv", f.str());
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1000,10 +1172,11 @@ int Study::run() {
               << m_s.zeroshot_per_task << " each) from " << m_s.zeroshot_dir << " (documents' hash " << m_zs_hash << ")\n";
   }
 
-  // Windows. Calibration: the largest set any study needs, nested (the first N windows are the set of size N).
+  // Windows. Calibration: the largest set the sweep study would need, whether it runs now or not (the
+  // validation windows avoid all of them, so they do not depend on --studies), nested (the first N
+  // windows are the set of size N).
   m_max_calib = m_s.calib;
-  if (m_s.studies.count("sweep"))
-    for (double s : m_s.sizes) m_max_calib = std::max(m_max_calib, Index(s));
+  for (double s : m_s.sizes) m_max_calib = std::max(m_max_calib, Index(s));
   const std::vector<Index>& main_starts = m_calib_starts[m_s.seed] =
       rcpu::model::random_windows(0, half, m_s.seq, m_max_calib, m_s.seed);
   // Validation: aligned windows of the first half that touch no calibration window, evenly spaced.
@@ -1061,11 +1234,24 @@ int Study::run() {
   dense.want_val = true;
   set_evaluations(dense);
   m_by_key["dense"] = &dense;
-  if (!load_cached(dense)) {
-    if (over_budget({&dense})) {
+  m_claims.set_dir(m_s.cache);
+  const auto run_dense = [&] {
+    if (dense.done) return;
+    if (load_cached(dense)) {
+      ++m_runs_cached;
+      std::cerr << "  dense: from the cache\n";
+      return;
+    }
+    if (m_stopped || over_budget({&dense})) {
       m_stopped = true;
-      std::cerr << "rcpu-prune-study: the dense run does not fit in --budget-minutes; nothing to do\n";
-      return 0;
+      std::cerr << "rcpu-prune-study: the dense run does not fit in --budget-minutes\n";
+      return;
+    }
+    if (!claim(dense)) return;
+    if (load_cached(dense, true)) {
+      m_claims.release(dense.key);
+      ++m_runs_cached;
+      return;
     }
     dense.params = dense.params_dense = m_dense.parameter_count();
     dense.heads = c.n_heads * c.n_layers;
@@ -1075,12 +1261,9 @@ int Study::run() {
     evaluate_run(dense, m_dense);
     dense.done = true;
     save_cached(dense);
-  } else {
-    ++m_runs_cached;
-    std::cerr << "  dense: from the cache\n";
-  }
-  ++m_runs_done;
-  write_outputs();
+    m_claims.release(dense.key);
+    write_outputs();
+  };
 
   // Ridge sweeps (validation only) at the ridge ratios, and the sweep ratio where the calibration or shift
   // study needs it; then the best lambda's run with every evaluation. choose_lambda does this for one
@@ -1134,12 +1317,15 @@ int Study::run() {
           m_stopped = true;
           continue;
         }
-        evaluate_run(*best, best_model);
-        save_cached(*best);
+        if (!claim(*best)) continue;
+        if (!load_cached(*best, true)) {
+          evaluate_run(*best, best_model);
+          save_cached(*best);
+        }
+        m_claims.release(best->key);
         write_outputs();
       } else {
         best->done = false;  // pruned again, with every evaluation
-        --m_runs_done;
         execute({best});
       }
     }
@@ -1163,118 +1349,138 @@ int Study::run() {
         execute(std::vector<Run*>(g.begin() + long(i), g.begin() + long(std::min(g.size(), i + std::size_t(m_s.lockstep)))));
   };
 
-  auto ridge_sweep = sweep_of("ridge", "ridge", want("ridge") || want("main") || want("sweep") || want("shift") || want("seeds"));
-  auto rotation_ridge_sweep = sweep_of("rotation_ridge", "rcpu_rotation_ridge", want("rotation_ridge"));
   std::map<double, double> best_lambda, best_rr_lambda;
-  for (double r : ratios) {
-    // The comparison at this ratio (the paper's tables), then its ridge lambdas.
-    std::vector<std::vector<Run*>> groups;
-    if (want("main")) {
-      for (const char* id : {"flap", "wanda_sp", "rcpu_rotation_scale", "rcpu_rotation_bias"})
-        groups.push_back({&add("main", id, r, "wikitext", N0)});
-      Run& flap_dense = add("main", "flap", r, "wikitext", N0, 0, "dense");
-      flap_dense.opt.statistics = rcpu::model::StatisticsSource::dense;
-      groups.push_back({&flap_dense});
-      groups.push_back({&add("main", "rcpu_rotation", r, "wikitext", N0), &add("main", "rcpu_none", r, "wikitext", N0)});
-    }
-    run_groups(groups);
-    std::map<double, std::vector<Run*>> one;
-    if (ridge_sweep.count(r)) {
-      one = {{r, ridge_sweep[r]}};
-      for (auto& [rr, a] : choose_lambda(one, "ridge", {"main", "ridge_best"})) best_lambda[rr] = a;
-    }
-    if (rotation_ridge_sweep.count(r)) {
-      one = {{r, rotation_ridge_sweep[r]}};
-      for (auto& [rr, a] : choose_lambda(one, "ridge toward the rotation", {"main", "rotation_ridge_best"}))
-        best_rr_lambda[rr] = a;
-    }
-    // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio.
-    if (want("main") && !best_lambda.empty() && !best_lambda.count(r)) {
-      Run& run = add("main", "ridge", r, "wikitext", N0, nearest_lambda(best_lambda, r));
-      run.studies.insert("ridge_best");
-      run_groups({{&run}});
-    }
-    if (want("rotation_ridge") && !best_rr_lambda.empty() && !best_rr_lambda.count(r)) {
-      Run& run = add("main", "rcpu_rotation_ridge", r, "wikitext", N0, nearest_lambda(best_rr_lambda, r));
-      run.studies.insert("rotation_ridge");
-      run.studies.insert("rotation_ridge_best");
-      run_groups({{&run}});
-    }
-  }
-  // The other studies, in order of what the page needs most.
-  std::vector<std::vector<Run*>> groups;
-  if (want("seeds"))
-    for (double sd : m_s.seeds) {
-      const std::uint64_t seed = std::uint64_t(sd);
-      std::vector<Run*> g;
-      for (const char* id : {"flap", "rcpu_rotation", "rcpu_rotation_scale"})
-        g.push_back(&add("seeds", id, m_s.sweep_ratio, "wikitext", N0, 0, "", seed));
-      groups.push_back(g);
-      if (best_lambda.count(m_s.sweep_ratio))
-        groups.push_back({&add("seeds", "ridge", m_s.sweep_ratio, "wikitext", N0, best_lambda[m_s.sweep_ratio], "", seed)});
-    }
-  if (want("shift")) {
-    for (const char* id : {"flap", "rcpu_none", "rcpu_rotation"}) groups.push_back({&add("shift", id, m_s.sweep_ratio, "pydoc", N0)});
-    if (best_lambda.count(m_s.sweep_ratio))
-      groups.push_back({&add("shift", "ridge", m_s.sweep_ratio, "pydoc", N0, best_lambda[m_s.sweep_ratio])});
-  }
-  if (want("statistics")) {
-    const std::vector<double> stat_ratios =
-        m_s.statistics_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.statistics_ratios;
-    for (double r : stat_ratios) {
-      std::vector<Run*> dense_stats, pruned_stats;
-      for (const std::string& id : m_s.statistics_methods) {
-        try {
-          (void)rcpu::model::method_name(id);
-        } catch (const rcpu::invalid_argument& e) {
-          die(std::string("--statistics-methods: ") + e.what());
-        }
-        if (is_ridge(rcpu::model::method_id(id))) die("--statistics-methods: ridge methods need a lambda sweep; not supported");
-        pruned_stats.push_back(&add("statistics", rcpu::model::method_id(id), r, "wikitext", N0));
-        Run& run = add("statistics", rcpu::model::method_id(id), r, "wikitext", N0, 0, "dense");
-        run.opt.statistics = rcpu::model::StatisticsSource::dense;
-        dense_stats.push_back(&run);
-      }
-      groups.push_back(group_of(dense_stats));
-      groups.push_back(group_of(pruned_stats));
-    }
-  }
-  if (want("main") || want("ablation"))
+  // The plan, pass after pass: a pass skips the runs other workers hold (and the lambda choices that need
+  // them); the next one, once one of those is finished, takes them from the cache.
+  for (;;) {
+    m_elsewhere.clear();
+    run_dense();
+    auto ridge_sweep = sweep_of("ridge", "ridge", want("ridge") || want("main") || want("sweep") || want("shift") || want("seeds"));
+    auto rotation_ridge_sweep = sweep_of("rotation_ridge", "rcpu_rotation_ridge", want("rotation_ridge"));
     for (double r : ratios) {
-      std::vector<Run*> rot, none;
-      if (want("main"))
-        for (const char* id : {"rcpu_rotation", "rcpu_rotation_proper", "rcpu_rotation_per_head"})
-          rot.push_back(&add("main", id, r, "wikitext", N0));
-      if (want("ablation") && among(ablation_ratios, r)) {
-        rot.push_back(&add("ablation", "rcpu_rotation", r, "wikitext", N0));
-        rot.push_back(&add("ablation", "rcpu_rotation_down_only", r, "wikitext", N0));
-        none.push_back(&add("ablation", "rcpu_none", r, "wikitext", N0));
-        none.push_back(&add("ablation", "rcpu_rotation_o_only", r, "wikitext", N0));
+      // The comparison at this ratio (the paper's tables), then its ridge lambdas.
+      std::vector<std::vector<Run*>> groups;
+      if (want("main")) {
+        for (const char* id : {"flap", "wanda_sp", "rcpu_rotation_scale", "rcpu_rotation_bias"})
+          groups.push_back({&add("main", id, r, "wikitext", N0)});
+        Run& flap_dense = add("main", "flap", r, "wikitext", N0, 0, "dense");
+        flap_dense.opt.statistics = rcpu::model::StatisticsSource::dense;
+        groups.push_back({&flap_dense});
+        groups.push_back({&add("main", "rcpu_rotation", r, "wikitext", N0), &add("main", "rcpu_none", r, "wikitext", N0)});
       }
-      groups.push_back(group_of(rot));
-      groups.push_back(group_of(none));
+      run_groups(groups);
+      std::map<double, std::vector<Run*>> one;
+      if (ridge_sweep.count(r)) {
+        one = {{r, ridge_sweep[r]}};
+        for (auto& [rr, a] : choose_lambda(one, "ridge", {"main", "ridge_best"})) best_lambda[rr] = a;
+      }
+      if (rotation_ridge_sweep.count(r)) {
+        one = {{r, rotation_ridge_sweep[r]}};
+        for (auto& [rr, a] : choose_lambda(one, "ridge toward the rotation", {"main", "rotation_ridge_best"}))
+          best_rr_lambda[rr] = a;
+      }
+      // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio.
+      if (want("main") && !best_lambda.empty() && !best_lambda.count(r)) {
+        Run& run = add("main", "ridge", r, "wikitext", N0, nearest_lambda(best_lambda, r));
+        run.studies.insert("ridge_best");
+        run_groups({{&run}});
+      }
+      if (want("rotation_ridge") && !best_rr_lambda.empty() && !best_rr_lambda.count(r)) {
+        Run& run = add("main", "rcpu_rotation_ridge", r, "wikitext", N0, nearest_lambda(best_rr_lambda, r));
+        run.studies.insert("rotation_ridge");
+        run.studies.insert("rotation_ridge_best");
+        run_groups({{&run}});
+      }
     }
-  if (want("adaptive"))  // at the sweep ratio only (time)
-    for (double r : {m_s.sweep_ratio}) {
-      groups.push_back({&add("adaptive", "flap_alam", r, "wikitext", N0)});
-      groups.push_back({&add("adaptive", "rcpu_rotation_alam", r, "wikitext", N0)});
-    }
-  if (want("gqa"))
-    for (rcpu::model::GqaRule rule : {rcpu::model::GqaRule::query_heads, rcpu::model::GqaRule::kv_groups,
-                                      rcpu::model::GqaRule::balanced}) {
-      Run& run = add("gqa", "rcpu_rotation", m_s.gqa_ratio, "wikitext", N0, 0, std::string("attn-") + rcpu::model::to_string(rule));
-      run.opt.gqa = rule;
-      run.opt.attention_ratio = m_s.gqa_ratio;
-      run.opt.mlp_ratio = 0.0;
-      groups.push_back({&run});
-    }
-  if (want("sweep"))
-    for (double s : m_s.sizes) {
-      groups.push_back({&add("sweep", "rcpu_rotation", m_s.sweep_ratio, "wikitext", Index(s))});
+    // The other studies, in order of what the page needs most.
+    std::vector<std::vector<Run*>> groups;
+    if (want("seeds"))
+      for (double sd : m_s.seeds) {
+        const std::uint64_t seed = std::uint64_t(sd);
+        std::vector<Run*> g;
+        for (const char* id : {"flap", "rcpu_rotation", "rcpu_rotation_scale"})
+          g.push_back(&add("seeds", id, m_s.sweep_ratio, "wikitext", N0, 0, "", seed));
+        groups.push_back(g);
+        if (best_lambda.count(m_s.sweep_ratio))
+          groups.push_back({&add("seeds", "ridge", m_s.sweep_ratio, "wikitext", N0, best_lambda[m_s.sweep_ratio], "", seed)});
+      }
+    if (want("shift")) {
+      for (const char* id : {"flap", "rcpu_none", "rcpu_rotation"}) groups.push_back({&add("shift", id, m_s.sweep_ratio, "pydoc", N0)});
       if (best_lambda.count(m_s.sweep_ratio))
-        groups.push_back({&add("sweep", "ridge", m_s.sweep_ratio, "wikitext", Index(s), best_lambda[m_s.sweep_ratio])});
+        groups.push_back({&add("shift", "ridge", m_s.sweep_ratio, "pydoc", N0, best_lambda[m_s.sweep_ratio])});
     }
-  run_groups(groups);
+    if (want("statistics")) {
+      const std::vector<double> stat_ratios =
+          m_s.statistics_ratios.empty() ? std::vector<double>{m_s.sweep_ratio} : m_s.statistics_ratios;
+      for (double r : stat_ratios) {
+        std::vector<Run*> dense_stats, pruned_stats;
+        for (const std::string& id : m_s.statistics_methods) {
+          try {
+            (void)rcpu::model::method_name(id);
+          } catch (const rcpu::invalid_argument& e) {
+            die(std::string("--statistics-methods: ") + e.what());
+          }
+          if (is_ridge(rcpu::model::method_id(id))) die("--statistics-methods: ridge methods need a lambda sweep; not supported");
+          pruned_stats.push_back(&add("statistics", rcpu::model::method_id(id), r, "wikitext", N0));
+          Run& run = add("statistics", rcpu::model::method_id(id), r, "wikitext", N0, 0, "dense");
+          run.opt.statistics = rcpu::model::StatisticsSource::dense;
+          dense_stats.push_back(&run);
+        }
+        groups.push_back(group_of(dense_stats));
+        groups.push_back(group_of(pruned_stats));
+      }
+    }
+    if (want("main") || want("ablation"))
+      for (double r : ratios) {
+        std::vector<Run*> rot, none;
+        if (want("main"))
+          for (const char* id : {"rcpu_rotation", "rcpu_rotation_proper", "rcpu_rotation_per_head"})
+            rot.push_back(&add("main", id, r, "wikitext", N0));
+        if (want("ablation") && among(ablation_ratios, r)) {
+          rot.push_back(&add("ablation", "rcpu_rotation", r, "wikitext", N0));
+          rot.push_back(&add("ablation", "rcpu_rotation_down_only", r, "wikitext", N0));
+          none.push_back(&add("ablation", "rcpu_none", r, "wikitext", N0));
+          none.push_back(&add("ablation", "rcpu_rotation_o_only", r, "wikitext", N0));
+        }
+        groups.push_back(group_of(rot));
+        groups.push_back(group_of(none));
+      }
+    if (want("adaptive"))  // at the sweep ratio only (time)
+      for (double r : {m_s.sweep_ratio}) {
+        groups.push_back({&add("adaptive", "flap_alam", r, "wikitext", N0)});
+        groups.push_back({&add("adaptive", "rcpu_rotation_alam", r, "wikitext", N0)});
+      }
+    if (want("gqa"))
+      for (rcpu::model::GqaRule rule : {rcpu::model::GqaRule::query_heads, rcpu::model::GqaRule::kv_groups,
+                                        rcpu::model::GqaRule::balanced}) {
+        Run& run = add("gqa", "rcpu_rotation", m_s.gqa_ratio, "wikitext", N0, 0, std::string("attn-") + rcpu::model::to_string(rule));
+        run.opt.gqa = rule;
+        run.opt.attention_ratio = m_s.gqa_ratio;
+        run.opt.mlp_ratio = 0.0;
+        groups.push_back({&run});
+      }
+    if (want("sweep"))
+      for (double s : m_s.sizes) {
+        groups.push_back({&add("sweep", "rcpu_rotation", m_s.sweep_ratio, "wikitext", Index(s))});
+        if (best_lambda.count(m_s.sweep_ratio))
+          groups.push_back({&add("sweep", "ridge", m_s.sweep_ratio, "wikitext", Index(s), best_lambda[m_s.sweep_ratio])});
+      }
+    run_groups(groups);
+    if (m_stopped || m_elsewhere.empty()) break;
+    // Wait until one of the runs other workers hold is finished (or its worker is gone).
+    progress_line("waiting for " + std::to_string(m_elsewhere.size()) + " run(s) of other workers, e.g. " +
+                  *m_elsewhere.begin());
+    for (bool free = false; !free;) {
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      for (const std::string& k : m_elsewhere) free = free || !m_claims.held_elsewhere(k);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - m_t0).count();
+      if (m_s.budget_minutes > 0 && elapsed > 60.0 * m_s.budget_minutes) {
+        m_stopped = true;
+        break;
+      }
+    }
+    if (m_stopped) break;
+  }
   write_outputs();
   write_comparisons();
 
@@ -1285,7 +1491,7 @@ int Study::run() {
   double run_seconds = 0;  // the time every finished run took when it ran (cached ones included)
   for (const auto& r : m_runs)
     if (r->done) run_seconds += r->prune_seconds + r->test.seconds + r->val.seconds + r->zs.seconds;
-  std::ofstream meta(m_s.out + "/meta.csv");
+  std::ostringstream meta;
   meta << "key,value\n";
   const auto put = [&](const std::string& k, const std::string& v) { meta << k << ",\"" << v << "\"\n"; };
   put("date", utc_now());
@@ -1337,8 +1543,14 @@ int Study::run() {
     for (const auto& t : m_tasks) docs += (docs.empty() ? "" : " ") + t.name + ":" + std::to_string(t.docs.size());
     put("zeroshot_docs", docs);
   }
+  for (const auto& t : m_tasks)
+    if (t.name == "boolq" && !t.docs.empty()) {  // the share of "yes" among the gold answers
+      Index yes = 0;
+      for (const auto& d : t.docs) yes += d.gold >= 0 && std::size_t(d.gold) < d.choices.size() && d.choices[std::size_t(d.gold)] == "yes";
+      put("zs_boolq_gold_yes", fmt(double(yes) / double(t.docs.size()), 6));
+    }
   put("runs_planned", std::to_string(m_runs.size()));
-  put("runs_done", std::to_string(m_runs_done));
+  put("runs_done", std::to_string(done_count()));
   put("runs_cached", std::to_string(m_runs_cached));
   put("runs_remaining", std::to_string(remaining));
   put("complete", remaining == 0 ? "yes" : "no");
@@ -1366,12 +1578,13 @@ int Study::run() {
 #endif
   put("eigen", std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                    std::to_string(EIGEN_MINOR_VERSION));
+  write_atomic(m_s.out + "/meta.csv", meta.str());
   if (remaining > 0)
     std::cerr << "rcpu-prune-study: stopped " << (m_stopped ? "at the time budget" : "") << " with " << remaining << " of "
               << m_runs.size() << " runs still to do (about " << hms(remaining_cost())
               << "); run the same command again to go on\n";
   std::cerr << "rcpu-prune-study: " << hms(total) << " this time; results in " << m_s.out << "\n";
-  std::cout << "RESULT runs=" << m_runs_done << " cached=" << m_runs_cached << " remaining=" << remaining
+  std::cout << "RESULT runs=" << done_count() << " cached=" << m_runs_cached << " remaining=" << remaining
             << " seconds=" << fixed(total, 1) << "\n";
   return 0;
 }

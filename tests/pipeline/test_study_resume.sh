@@ -5,7 +5,9 @@
 #   3. with two cached runs removed and a budget too small for anything, it stops cleanly (exit 0,
 #      meta complete=no, runs_remaining > 0); 4. the same command without the budget finishes them, and
 #      the CSVs equal those of the full run; 5. a cached run whose definition differs (another seed
-#      written into it) is run again, not reused; 6. nor are zero-shot results of other documents.
+#      written into it) is run again, not reused; 6. nor are zero-shot results of other documents;
+#   7. two workers at once on one cache (claims) write the CSVs of the one-worker run, run nothing twice
+#      and leave no claim behind; a stale claim (its process gone) is taken over.
 # Exit 77 (CTest: skipped) when ../shared/data/stories260K.gguf or WikiText-2 is absent.
 # Usage: test_study_resume.sh STUDY_BINARY SOURCE_DIR
 set -euo pipefail
@@ -15,8 +17,8 @@ data="${RCPU_DATA_DIR:-$src/../shared/data}"
 for f in "$data/stories260K.gguf" "$data/wikitext-2-raw-test.txt"; do
   [ -f "$f" ] || { echo "SKIPPED: $f not found (see docs/models.md; set RCPU_DATA_DIR)"; exit 77; }
 done
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+out="$(mktemp -d)"; echo "work folder: $out"
+trap '[ -n "${RCPU_KEEP:-}" ] || rm -rf "$out"' EXIT
 run() {
   OMP_NUM_THREADS=1 "$study" --model "$data/stories260K.gguf" --text "$data/wikitext-2-raw-test.txt" \
     --out "$out/res" --zeroshot-dir "$src/tests/data/zeroshot" --zeroshot-per-task 2 --eval-windows 6 \
@@ -42,6 +44,17 @@ planned=$(grep -c . "$out/res/runs.csv")
 cp "$out/res/runs.csv" "$out/runs1.csv"
 cp "$out/res/comparisons.csv" "$out/cmp1.csv"
 grep -q ",zs_mean," "$out/res/comparisons.csv" || fail "no zero-shot comparison"
+grep -q ",zs_mean_no_boolq," "$out/res/comparisons.csv" || fail "no zero-shot comparison without BoolQ"
+# BoolQ's yes-rate. The two BoolQ documents of tests/data/zeroshot (per task 2) have the gold answers
+# yes and no: both right or both wrong means one yes (0.5); one right means always yes or always no.
+python3 - "$out/res/runs.csv" <<'PY' || fail "zs_boolq_yes does not follow the BoolQ accuracy"
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1], newline="")) if r["zs_boolq"]]
+assert rows
+for r in rows:
+    acc, yes = float(r["zs_boolq"]), float(r["zs_boolq_yes"])
+    assert (yes == 0.5) if acc in (0.0, 1.0) else yes in (0.0, 1.0), (r["key"], acc, yes)
+PY
 
 run >"$out/r2" || fail "second run"
 n=$((planned - 1))
@@ -74,4 +87,24 @@ OMP_NUM_THREADS=1 "$study" --model "$data/stories260K.gguf" --text "$data/wikite
   --val-windows 3 --calib-windows 6 --ratios 0.2,0.3 --seeds 1 --threads 1 --studies main --budget-minutes 0.00001 \
   >"$out/r6" 2>"$out/log" || fail "run with other documents"
 grep -q "dense: cached, but without every evaluation it now needs" "$out/log" || fail "zero-shot results of other documents were reused"
-echo "study resume: $n runs; cache, resume, budget stop, stale-definition and stale-document checks passed"
+# 7. Two workers on one empty cache; a stale claim of a process that is gone is in the way of one run.
+par="$out/par"
+mkdir -p "$par/cache"
+sleep 0 & dead=$!
+wait "$dead"
+echo "$(uname -n) $dead" >"$par/cache/wanda_sp-r20.0-wikitext6.claim"
+run --out "$par" >"$out/w1" &
+w1=$!
+OMP_NUM_THREADS=1 "$study" --model "$data/stories260K.gguf" --text "$data/wikitext-2-raw-test.txt" \
+  --out "$par" --zeroshot-dir "$src/tests/data/zeroshot" --zeroshot-per-task 2 --eval-windows 6 \
+  --side-eval-windows 3 --val-windows 3 --calib-windows 6 --ratios 0.2,0.3 --seeds 1 --threads 1 \
+  --studies main,ridge,rotation_ridge,seeds >"$out/w2" 2>"$out/log2" || fail "second worker"
+wait "$w1" || fail "first worker"
+grep -q "remaining=0" "$out/w1" && grep -q "remaining=0" "$out/w2" || fail "a worker did not finish: $(cat "$out/w1" "$out/w2")"
+# (Rows in another order: a run whose lambda came from another worker joins the plan a pass later.)
+diff <(stable "$out/runs1.csv" | sort) <(stable "$par/runs.csv" | sort) >/dev/null || fail "two workers: runs.csv differs from one worker's"
+diff "$out/cmp1.csv" "$par/comparisons.csv" >/dev/null || fail "two workers: comparisons.csv differs from one worker's"
+ls "$par/cache" | grep -q '\.claim' && fail "claims left behind: $(ls "$par/cache")"
+ls "$par/cache" | grep -q '\.tmp' && fail "temporary files left behind: $(ls "$par/cache")"
+grep -q "taking over a stale claim" "$out/log" "$out/log2" || fail "the stale claim was not taken over"
+echo "study resume: $n runs; cache, resume, budget stop, stale-definition, stale-document and two-worker checks passed"

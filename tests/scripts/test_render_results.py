@@ -71,7 +71,15 @@ class RenderResults(unittest.TestCase):
     def test_sample_page(self):
         page = self.render(SAMPLE)
         self.assertIn("## Zero-shot accuracy (the paper's Table 2 on this model)", page)
-        self.assertIn("| method | BoolQ | PIQA | HellaSwag | WinoGrande | ARC-e | ARC-c | OBQA | mean | PPL |", page)
+        self.assertIn("| method | BoolQ | PIQA | HellaSwag | WinoGrande | ARC-e | ARC-c | OBQA | mean | mean w/o BoolQ "
+                      "| BoolQ: says yes | PPL |", page)
+        # BoolQ's yes/no bias: the note, from zs_boolq_yes and the gold share in meta.csv.
+        self.assertIn("BoolQ on this model mostly measures a yes/no bias", page)
+        self.assertIn("Of its gold answers 60.00% are yes. The dense model answers yes on 20.00%", page)
+        self.assertIn("| dense (reference) | 20.00 | 80.00 | 40.00 | 20.00 | 40.00 | 0.00 | 20.00 | 31.43 | 33.33 | 20.00 |",
+                      page)
+        self.assertIn("Δ mean w/o BoolQ vs FLAP", page)
+        self.assertIn("the same, mean without BoolQ", page)
         self.assertIn("5 documents", page)
         self.assertIn("zeroshot.md", page)
         self.assertIn("## The paper's claims on this model", page)
