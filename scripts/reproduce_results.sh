@@ -50,6 +50,8 @@ study() {
 # Extra workers in the background (the same plan; the cache's claims keep them from running anything
 # twice), the first in the foreground; the page is rendered once every worker has stopped.
 pids=()
+# Background jobs of a script ignore Ctrl-C: stop them with the script.
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' INT TERM
 for ((k = 2; k <= workers; k++)); do
   echo "reproduce_results: worker $k of $workers logs to build/study/worker-$k.log" >&2
   study "$@" >"build/study/worker-$k.log" 2>&1 &

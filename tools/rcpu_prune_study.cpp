@@ -72,10 +72,7 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
-#include <signal.h>
-#include <unistd.h>
-
+#include <rcpu/detail/hash.hpp>
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/io/json.hpp>
 #include <rcpu/kernels.hpp>
@@ -86,6 +83,8 @@
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/tokenizer.hpp>
 #include <rcpu/model/zeroshot.hpp>
+
+#include "study_claims.hpp"
 
 #ifdef RCPU_TOOL_OPENBLAS
 extern "C" void openblas_set_num_threads(int);
@@ -104,94 +103,8 @@ using Clock = std::chrono::steady_clock;
   std::exit(2);
 }
 
-// Written whole under a name of this process, then renamed: a reader (or a second worker writing the
-// same file) never sees half a file.
-void write_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << content;
-    if (!out) die("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-std::string host_name() {
-  char h[256] = {0};
-  if (::gethostname(h, sizeof h - 1) != 0) return "?";
-  return h;
-}
-
-// Parallel workers. Several rcpu-prune-study processes on one cache folder share the plan: a worker
-// claims a run (a file KEY.claim created exclusively beside the cache files) before it prunes it, and
-// skips runs another worker holds. The claim names its host and process; a claim whose process is gone
-// (same host) is stale and taken over. Claims are removed once the run is in the cache.
-class Claims {
- public:
-  void set_dir(std::string dir) { m_dir = std::move(dir); }
-  ~Claims() {
-    for (const std::string& k : m_held) std::remove(path(k).c_str());
-  }
-  // True when this process now holds `key`; otherwise `holder` says who does.
-  bool take(const std::string& key, std::string* holder) {
-    if (m_held.count(key)) return true;
-    std::filesystem::create_directories(m_dir);
-    const std::string me = host_name() + " " + std::to_string(::getpid());
-    // Created whole and then linked into place: link() fails if the claim exists, and a claim that
-    // exists always holds its owner's line.
-    const std::string tmp = path(key) + ".tmp" + std::to_string(::getpid());
-    write_atomic(tmp, me + "\n");
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (::link(tmp.c_str(), path(key).c_str()) == 0) {
-        std::remove(tmp.c_str());
-        m_held.insert(key);
-        return true;
-      }
-      if (errno != EEXIST) {
-        std::remove(tmp.c_str());
-        die("cannot create " + path(key) + ": " + std::strerror(errno));
-      }
-      const std::string who = owner(key);
-      if (holder != nullptr) *holder = who;
-      if (who.empty()) continue;  // released meanwhile: try again
-      if (!stale(who)) break;
-      std::cerr << "  " << key << ": taking over a stale claim (" << who << ")\n";
-      std::remove(path(key).c_str());
-    }
-    std::remove(tmp.c_str());
-    return false;
-  }
-  void release(const std::string& key) {
-    if (m_held.erase(key)) std::remove(path(key).c_str());
-  }
-  // Whether another live worker still holds `key`.
-  bool held_elsewhere(const std::string& key) const {
-    if (m_held.count(key)) return false;
-    std::ifstream f(path(key));
-    if (!f.good()) return false;
-    return !stale(owner(key));
-  }
-
- private:
-  std::string path(const std::string& key) const { return m_dir + "/" + key + ".claim"; }
-  std::string owner(const std::string& key) const {
-    std::ifstream f(path(key));
-    std::string line;
-    std::getline(f, line);
-    return line;
-  }
-  // A claim of this host whose process no longer exists; other hosts' claims are never judged.
-  static bool stale(const std::string& who) {
-    std::istringstream in(who);
-    std::string host;
-    long pid = 0;
-    if (!(in >> host >> pid) || pid <= 0) return true;  // not a claim this tool wrote
-    if (host != host_name()) return false;
-    return ::kill(pid_t(pid), 0) != 0 && errno == ESRCH;
-  }
-  std::string m_dir;
-  std::set<std::string> m_held;
-};
+using study::Claims;
+using study::write_atomic;
 
 std::vector<double> parse_list(const std::string& s, const char* name) {
   std::vector<double> out;
@@ -361,23 +274,11 @@ const std::map<std::string, std::string>& method_names() {
 
 bool is_ridge(const std::string& id) { return id == "ridge" || id == "rcpu_rotation_ridge"; }
 
-// FNV-1a, 64 bits: fingerprints of the model file, the text's tokens and the zero-shot documents that a
-// cached run must match (a cache, not a security boundary).
-struct Fnv {
-  std::uint64_t h = 1469598103934665603ull;
-  void add(const void* data, std::size_t n) {
-    const unsigned char* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  }
-  void add(const std::string& s) {
-    add(s.data(), s.size());
-    add("\0", 1);
-  }
-  std::string hex() const {
-    std::ostringstream os;
-    os << std::hex << std::setw(16) << std::setfill('0') << h;
-    return os.str();
-  }
+// FNV-1a (rcpu/detail/hash.hpp): fingerprints of the model file, the text's tokens and the zero-shot
+// documents that a cached run must match. Its basis is the one the cached runs were keyed with (one
+// digit short of FNV's own; any basis makes a hash, and changing it would orphan every cached run).
+struct Fnv : rcpu::detail::Fnv1a {
+  Fnv() : rcpu::detail::Fnv1a(1469598103934665603ull) {}
 };
 
 std::string file_fingerprint(const std::string& path) {
@@ -478,7 +379,7 @@ class Study {
   std::map<std::string, Run*> m_by_key;
   Clock::time_point m_t0;
   double m_pipe_rate = -1, m_eval_rate = -1, m_zs_rate = -1;  // s per calibration window / eval window / zero-shot
-  Index m_runs_cached = 0;
+  Index cached_count() const;
   Claims m_claims;
   std::set<std::string> m_elsewhere;  // runs of this pass that other workers hold
   bool m_stopped = false;
@@ -571,7 +472,7 @@ bool Study::over_budget(const std::vector<Run*>& group) const {
 
 void Study::progress_line(const std::string& what) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - m_t0).count();
-  std::cerr << "[" << hms(elapsed) << " | " << done_count() << "/" << m_runs.size() << " runs done (" << m_runs_cached
+  std::cerr << "[" << hms(elapsed) << " | " << done_count() << "/" << m_runs.size() << " runs done (" << cached_count()
             << " from the cache) | left ~" << hms(remaining_cost()) << " | load " << fixed(load1(), 2) << "] " << what
             << "\n"
             << std::flush;
@@ -634,18 +535,14 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
   for (Run* r : group) {
     set_evaluations(*r);
     if (satisfied(*r)) continue;
-    if (load_cached(*r)) {
-      ++m_runs_cached;
+    if (load_cached(*r, m_claims.held_elsewhere(r->key))) {
       std::cerr << "  " << r->key << ": from the cache\n";
       continue;
     }
     todo.push_back(r);
   }
   if (todo.empty()) return true;
-  if (m_stopped || over_budget(todo)) {
-    m_stopped = true;
-    return false;
-  }
+  if (m_stopped) return false;
   bool all = true;
   {
     std::vector<Run*> mine;
@@ -656,7 +553,6 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
       }
       if (load_cached(*r, true)) {  // finished by another worker since the look above
         m_claims.release(r->key);
-        ++m_runs_cached;
         std::cerr << "  " << r->key << ": from the cache (another worker)\n";
         continue;
       }
@@ -665,6 +561,12 @@ bool Study::execute(std::vector<Run*> group, const std::function<void(Run&, Pipe
     todo.swap(mine);
   }
   if (todo.empty()) return all;
+  // The budget, for the runs this worker really has to do (claimed: given back if they do not fit).
+  if (over_budget(todo)) {
+    for (Run* r : todo) m_claims.release(r->key);
+    m_stopped = true;
+    return false;
+  }
   std::vector<PipelineOptions> configs;
   std::string names;
   for (Run* r : todo) {
@@ -728,7 +630,8 @@ bool Study::claim(const Run& r) {
   std::string holder;
   if (m_claims.take(r.key, &holder)) return true;
   if (!m_elsewhere.count(r.key))
-    std::cerr << "  " << r.key << ": another worker is running it (" << holder << "); going on\n";
+    std::cerr << "  " << r.key << ": another worker is running it (" << (holder.empty() ? "a claim that changed hands" : holder)
+              << "); going on\n";
   m_elsewhere.insert(r.key);
   return false;
 }
@@ -736,6 +639,12 @@ bool Study::claim(const Run& r) {
 Index Study::done_count() const {
   Index n = 0;
   for (const auto& r : m_runs) n += r->done ? 1 : 0;
+  return n;
+}
+
+Index Study::cached_count() const {
+  Index n = 0;
+  for (const auto& r : m_runs) n += r->done && r->cached ? 1 : 0;
   return n;
 }
 
@@ -1237,20 +1146,19 @@ int Study::run() {
   m_claims.set_dir(m_s.cache);
   const auto run_dense = [&] {
     if (dense.done) return;
-    if (load_cached(dense)) {
-      ++m_runs_cached;
+    if (load_cached(dense, m_claims.held_elsewhere(dense.key))) {
       std::cerr << "  dense: from the cache\n";
       return;
     }
-    if (m_stopped || over_budget({&dense})) {
-      m_stopped = true;
-      std::cerr << "rcpu-prune-study: the dense run does not fit in --budget-minutes\n";
-      return;
-    }
-    if (!claim(dense)) return;
+    if (m_stopped || !claim(dense)) return;
     if (load_cached(dense, true)) {
       m_claims.release(dense.key);
-      ++m_runs_cached;
+      return;
+    }
+    if (over_budget({&dense})) {
+      m_claims.release(dense.key);
+      m_stopped = true;
+      std::cerr << "rcpu-prune-study: the dense run does not fit in --budget-minutes\n";
       return;
     }
     dense.params = dense.params_dense = m_dense.parameter_count();
@@ -1308,25 +1216,34 @@ int Study::run() {
       chosen[ratio] = best->opt.relative_lambda;
       std::cerr << "  " << what << " at ratio " << ratio << ": best relative lambda " << best->opt.relative_lambda
                 << " (validation ppl " << fixed(best->val.ppl, 3) << ")\n";
+      const std::set<std::string> studies_before = best->studies;
       for (const char* s : best_studies) best->studies.insert(s);
       best->want_test = true;
       set_evaluations(*best);
-      if (satisfied(*best)) continue;
-      if (model_of == best) {  // evaluate the kept model; no second pruning
-        if (over_budget({best})) {
-          m_stopped = true;
-          continue;
+      // Evaluated already, or by another worker; else the kept model is evaluated, or the run pruned
+      // again with every evaluation (execute: false when the budget or another worker stops it).
+      bool evaluated = satisfied(*best) || load_cached(*best, true);
+      if (!evaluated && model_of == best) {
+        if (!m_stopped && claim(*best)) {
+          if (load_cached(*best, true)) {
+            evaluated = true;
+          } else if (over_budget({best})) {
+            m_stopped = true;
+          } else {
+            evaluate_run(*best, best_model);
+            save_cached(*best);
+            evaluated = true;
+          }
+          m_claims.release(best->key);
+          write_outputs();
         }
-        if (!claim(*best)) continue;
-        if (!load_cached(*best, true)) {
-          evaluate_run(*best, best_model);
-          save_cached(*best);
-        }
-        m_claims.release(best->key);
-        write_outputs();
-      } else {
-        best->done = false;  // pruned again, with every evaluation
-        execute({best});
+      } else if (!evaluated) {
+        evaluated = execute({best});
+      }
+      if (!evaluated) {  // until then a validation-only run of the sweep
+        best->studies = studies_before;
+        best->want_test = false;
+        set_evaluations(*best);
       }
     }
     return chosen;
@@ -1352,8 +1269,7 @@ int Study::run() {
   std::map<double, double> best_lambda, best_rr_lambda;
   // The plan, pass after pass: a pass skips the runs other workers hold (and the lambda choices that need
   // them); the next one, once one of those is finished, takes them from the cache.
-  for (;;) {
-    m_elsewhere.clear();
+  const auto plan_pass = [&] {
     run_dense();
     auto ridge_sweep = sweep_of("ridge", "ridge", want("ridge") || want("main") || want("sweep") || want("shift") || want("seeds"));
     auto rotation_ridge_sweep = sweep_of("rotation_ridge", "rcpu_rotation_ridge", want("rotation_ridge"));
@@ -1379,16 +1295,22 @@ int Study::run() {
         for (auto& [rr, a] : choose_lambda(one, "ridge toward the rotation", {"main", "rotation_ridge_best"}))
           best_rr_lambda[rr] = a;
       }
-      // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio.
-      if (want("main") && !best_lambda.empty() && !best_lambda.count(r)) {
+    }
+    // Ratios without a sweep of their own take the lambda chosen at the nearest swept ratio, once every
+    // sweep has chosen (a sweep another worker has not finished yet is taken up in the next pass).
+    for (double r : ratios) {
+      if (want("main") && !ridge_sweep.count(r) && !best_lambda.empty() && best_lambda.size() == ridge_sweep.size()) {
         Run& run = add("main", "ridge", r, "wikitext", N0, nearest_lambda(best_lambda, r));
         run.studies.insert("ridge_best");
+        run.want_test = true;
         run_groups({{&run}});
       }
-      if (want("rotation_ridge") && !best_rr_lambda.empty() && !best_rr_lambda.count(r)) {
+      if (want("rotation_ridge") && !rotation_ridge_sweep.count(r) && !best_rr_lambda.empty() &&
+          best_rr_lambda.size() == rotation_ridge_sweep.size()) {
         Run& run = add("main", "rcpu_rotation_ridge", r, "wikitext", N0, nearest_lambda(best_rr_lambda, r));
         run.studies.insert("rotation_ridge");
         run.studies.insert("rotation_ridge_best");
+        run.want_test = true;
         run_groups({{&run}});
       }
     }
@@ -1466,6 +1388,10 @@ int Study::run() {
           groups.push_back({&add("sweep", "ridge", m_s.sweep_ratio, "wikitext", Index(s), best_lambda[m_s.sweep_ratio])});
       }
     run_groups(groups);
+  };
+  for (;;) {
+    m_elsewhere.clear();
+    plan_pass();
     if (m_stopped || m_elsewhere.empty()) break;
     // Wait until one of the runs other workers hold is finished (or its worker is gone).
     progress_line("waiting for " + std::to_string(m_elsewhere.size()) + " run(s) of other workers, e.g. " +
@@ -1480,6 +1406,10 @@ int Study::run() {
       }
     }
     if (m_stopped) break;
+  }
+  if (m_stopped) {  // a pass that only loads: what other workers finished meanwhile goes into the outputs
+    m_elsewhere.clear();
+    plan_pass();
   }
   write_outputs();
   write_comparisons();
@@ -1551,7 +1481,7 @@ int Study::run() {
     }
   put("runs_planned", std::to_string(m_runs.size()));
   put("runs_done", std::to_string(done_count()));
-  put("runs_cached", std::to_string(m_runs_cached));
+  put("runs_cached", std::to_string(cached_count()));
   put("runs_remaining", std::to_string(remaining));
   put("complete", remaining == 0 ? "yes" : "no");
   put("run_seconds_total", fixed(run_seconds, 1));
@@ -1584,7 +1514,7 @@ int Study::run() {
               << m_runs.size() << " runs still to do (about " << hms(remaining_cost())
               << "); run the same command again to go on\n";
   std::cerr << "rcpu-prune-study: " << hms(total) << " this time; results in " << m_s.out << "\n";
-  std::cout << "RESULT runs=" << done_count() << " cached=" << m_runs_cached << " remaining=" << remaining
+  std::cout << "RESULT runs=" << done_count() << " cached=" << cached_count() << " remaining=" << remaining
             << " seconds=" << fixed(total, 1) << "\n";
   return 0;
 }

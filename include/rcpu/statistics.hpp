@@ -22,6 +22,11 @@
 
 namespace rcpu {
 
+namespace detail {
+// Reaches a Statistics' state for reductions across processes (rcpu/mpi.hpp, which defines it).
+struct StatisticsAccess;
+}  // namespace detail
+
 /// Whether a Statistics object accumulates the full Gram `sum x x^T` or only its diagonal.
 enum class GramMode {
   full,     ///< keep the d x d Gram: needed by every compensation
@@ -279,6 +284,7 @@ class Statistics {
   }
 
  private:
+  friend struct detail::StatisticsAccess;
   using InputMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   // Whether partial Grams are summed in the input scalar (GramPrecision::input_blocks, narrower input).
   static constexpr bool input_narrower = sizeof(Scalar) < sizeof(AccScalar);

@@ -235,6 +235,12 @@ struct FlapScores {
 /// Reports the progress of a pipeline: called after each layer with (layer, n_layers).
 using LayerCallback = std::function<void(Index layer, Index n_layers)>;
 
+/// Called on the statistics of every dense pass before they are used (the o_proj input, then the
+/// down_proj input, of each layer, in the same order on every call), e.g. to combine the calibration
+/// shards of several processes (rcpu/model/distributed.hpp). It must keep the channel count and Gram
+/// mode. Without one, the statistics are those of this process's calibration windows.
+using StatisticsReducer = std::function<void(Statistics<float>&)>;
+
 namespace detail {
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -553,13 +559,17 @@ inline std::vector<std::int32_t> gather_windows(const std::vector<std::int32_t>&
 /// at the o_proj and down_proj inputs of every layer, WIFV scores standardised per layer and module
 /// (a head: the mean of its standardised columns, whose metric FLAP squares again).
 inline FlapScores flap_scores(const LlamaModel& dense, const std::vector<std::int32_t>& calibration, Index seq_len,
-                              Index chunk_windows = 32) {
+                              Index chunk_windows = 32, const StatisticsReducer& reduce = {}) {
   detail::check_calibration(dense, calibration, seq_len, "flap_scores");
   FlapScores s;
   Eigen::MatrixXf h = dense.embed(calibration), next(h.rows(), h.cols());
   detail::DensePass pass;
   for (Index l = 0; l < dense.n_layers(); ++l) {
     detail::run_dense_pass(dense, l, h, seq_len, chunk_windows, false, false, false, pass, &next);
+    if (reduce) {
+      reduce(pass.o_stats);
+      reduce(pass.d_stats);
+    }
     std::swap(h, next);
     const LlamaLayer& L = dense.layer(l);
     s.heads.push_back(unit_scores(L.wo, pass.o_stats, Score::flap, L.head_dim, GroupReduce::standardized_mean,
@@ -643,10 +653,12 @@ inline LayerBudget flap_allocation(const FlapScores& s, double ratio, double hea
 /// \param configs      one PipelineOptions per configuration (all with the same seq_len)
 /// \param log          per-layer progress lines (none when null)
 /// \param on_layer     called after each layer (for a progress bar / ETA)
+/// \param reduce       applied to the statistics of every dense pass (StatisticsReducer), if set
 /// \throws rcpu::invalid_argument on bad options or calibration.
 inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const std::vector<std::int32_t>& calibration,
                                                 const std::vector<PipelineOptions>& configs,
-                                                std::ostream* log = nullptr, const LayerCallback& on_layer = {}) {
+                                                std::ostream* log = nullptr, const LayerCallback& on_layer = {},
+                                                const StatisticsReducer& reduce = {}) {
   rcpu::detail::require(!configs.empty(), "prune_models: no configuration");
   const Index seq_len = configs.front().seq_len;
   detail::check_calibration(dense, calibration, seq_len, "prune_models");
@@ -666,7 +678,7 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
   if (any_adaptive) {
     const auto t0 = std::chrono::steady_clock::now();
     if (log) *log << "  FLAP allocation: scoring the dense model on " << calibration.size() / std::size_t(seq_len) << " windows\n";
-    const FlapScores fs = flap_scores(dense, calibration, seq_len, opts.front().chunk_windows);
+    const FlapScores fs = flap_scores(dense, calibration, seq_len, opts.front().chunk_windows, reduce);
     const double secs = detail::seconds_since(t0);
     for (std::size_t c = 0; c < n_cfg; ++c) {
       PipelineOptions& o = opts[c];
@@ -714,6 +726,10 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
       const auto t0 = std::chrono::steady_clock::now();
       detail::DensePass pass;
       detail::run_dense_pass(dense, l, br.hidden, seq_len, chunk, gram_o, gram_d, any_prefix, pass, dense_out);
+      if (reduce) {
+        reduce(pass.o_stats);
+        reduce(pass.d_stats);
+      }
       const double t_dense = detail::seconds_since(t0);
 
       std::vector<LlamaLayer> cand;
@@ -791,8 +807,8 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
 /// Prunes one configuration (see prune_models() and the file comment).
 inline PipelineResult prune_model(const LlamaModel& dense, const std::vector<std::int32_t>& calibration,
                                   const PipelineOptions& options, std::ostream* log = nullptr,
-                                  const LayerCallback& on_layer = {}) {
-  return std::move(prune_models(dense, calibration, {options}, log, on_layer).front());
+                                  const LayerCallback& on_layer = {}, const StatisticsReducer& reduce = {}) {
+  return std::move(prune_models(dense, calibration, {options}, log, on_layer, reduce).front());
 }
 
 }  // namespace model
