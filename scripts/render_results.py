@@ -730,11 +730,11 @@ def render_boolq_note(S, w):
     w("**BoolQ on this model mostly measures a yes/no bias.** %sThe dense model answers yes on %s%% of the BoolQ "
       "documents (accuracy %s); the pruned models of this study on %s%% to %s%%. A model that always answered yes "
       "would score %s, one that always answered no %s, so BoolQ accuracy moves with the bias by up to %s points "
-      "here (%s points of the mean of seven tasks) whatever the method. The column *mean w/o BoolQ* (and its "
+      "here (%s points of the mean of %d tasks) whatever the method. The column *mean w/o BoolQ* (and its "
       "intervals below) is the comparison without it; *BoolQ: says yes* is the share of yes answers.\n"
       % ("Of its gold answers %s%% are yes. " % acc(gold) if not nan(gold) else "", acc(dense_yes), acc(dense_acc),
          acc(lo), acc(hi), acc(gold) if not nan(gold) else "the share of yes answers",
-         acc(1 - gold) if not nan(gold) else "the rest", acc(swing), acc(swing / 7) if not nan(swing) else "n/a"))
+         acc(1 - gold) if not nan(gold) else "the rest", acc(swing), acc(swing / len(S.tasks)) if not nan(swing) else "n/a", len(S.tasks)))
 
 
 def docs_text(meta):

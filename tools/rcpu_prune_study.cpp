@@ -51,13 +51,11 @@
 // calibration window of the main seed); its second half is cut into non-overlapping windows, which are
 // evaluated (all, or a fixed evenly spaced subset: the same windows for every method).
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -363,6 +361,7 @@ class Study {
   // Claims `r` for this worker; false (and noted in m_elsewhere) when another worker holds it.
   bool claim(const Run& r);
   Index done_count() const;
+  Index cached_count() const;
   void save_cached(const Run& r) const;
   double side_ppl(const Run& r) const;
   double boolq_yes(const Run& r) const;
@@ -379,7 +378,6 @@ class Study {
   std::map<std::string, Run*> m_by_key;
   Clock::time_point m_t0;
   double m_pipe_rate = -1, m_eval_rate = -1, m_zs_rate = -1;  // s per calibration window / eval window / zero-shot
-  Index cached_count() const;
   Claims m_claims;
   std::set<std::string> m_elsewhere;  // runs of this pass that other workers hold
   bool m_stopped = false;
@@ -987,9 +985,10 @@ void Study::write_comparisons() const {
     };
     // A diverged run (non-finite losses) gets no interval: its perplexity says enough.
     if (xa.size() >= 2 && finite(xa) && finite(xb)) put("ppl_ratio", rcpu::model::perplexity_ratio(xa, xb, bo), xa.size());
-    std::vector<std::pair<std::vector<double>, std::vector<double>>> tasks;
-    std::vector<std::string> names;  // of `tasks`
-    std::size_t docs = 0;
+    // Per task (method, baseline) correctness; `rest`: the tasks other than BoolQ, whose accuracy on a
+    // small model mostly follows its yes/no bias.
+    std::vector<std::pair<std::vector<double>, std::vector<double>>> tasks, rest;
+    std::size_t docs = 0, rest_docs = 0;
     for (const TaskScore& ta : a.zs.tasks) {
       const TaskScore* tb = b.zs.find(ta.task);
       if (tb == nullptr || tb->correct.size() != ta.correct.size() || ta.correct.empty()) continue;
@@ -998,19 +997,14 @@ void Study::write_comparisons() const {
       for (char c : tb->correct) vb.push_back(c == '1' ? 1.0 : 0.0);
       put("zs_" + ta.task, rcpu::model::paired_mean_difference(va, vb, bo), va.size());
       docs += va.size();
-      names.push_back(ta.task);
+      if (ta.task != "boolq") {
+        rest.emplace_back(va, vb);
+        rest_docs += va.size();
+      }
       tasks.emplace_back(std::move(va), std::move(vb));
     }
     if (tasks.size() == rcpu::model::zeroshot_tasks().size()) {
       put("zs_mean", rcpu::model::stratified_mean_difference(tasks, bo), docs);
-      // Without BoolQ, whose accuracy on a small model mostly follows its yes/no bias.
-      std::vector<std::pair<std::vector<double>, std::vector<double>>> rest;
-      std::size_t rest_docs = 0;
-      for (std::size_t i = 0; i < tasks.size(); ++i)
-        if (names[i] != "boolq") {
-          rest.push_back(tasks[i]);
-          rest_docs += tasks[i].first.size();
-        }
       if (rest.size() + 1 == tasks.size()) put("zs_mean_no_boolq", rcpu::model::stratified_mean_difference(rest, bo), rest_docs);
     }
   };

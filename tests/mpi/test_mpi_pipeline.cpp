@@ -4,8 +4,9 @@
 // same on every rank bit for bit; the statistics of a layer equal one process's to 1e-13; bad input on
 // one rank only makes every rank throw. Every check is agreed across ranks before it is counted.
 // Exit 77 (CTest: skipped) when ../shared/data/stories260K.gguf or WikiText-2 is absent (RCPU_DATA_DIR).
-// Usage: test_mpi_pipeline [MODEL.gguf]: another model (CTest: SmolLM2-135M-Instruct where
-// tools/fetch_smollm2.sh has fetched it), with three configurations instead of six.
+// Usage: test_mpi_pipeline [MODEL.gguf [WINDOWS]]: another model (CTest: SmolLM2-135M-Instruct where
+// tools/fetch_smollm2.sh has fetched it), with two configurations instead of six, on WINDOWS calibration
+// windows of 32 tokens (default 33; docs/mpi.md runs it with 9 to show the rank-deficient case fail).
 #include <rcpu/io/gguf.hpp>
 #include <rcpu/model/distributed.hpp>
 #include <rcpu/model/methods.hpp>
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
   // SmolLM2 gets 33 windows (1056 tokens): with fewer tokens than a module's output width (576) its
   // Procrustes matrix M is rank-deficient, the rotation is then not unique, and rounding (the order of
   // the statistics' sums) decides it: one process and several would prune differently (docs/mpi.md).
-  const Index n_calib = other_model ? 33 : 9;
+  const Index n_calib = other_model ? (argc > 2 ? Index(std::atol(argv[2])) : 33) : 9;
   check(Index(ids.size()) >= (n_calib + 9) * seq, "the text gives enough windows");
   const std::vector<std::int32_t> calib(ids.begin(), ids.begin() + n_calib * seq);
   rcpu::model::PerplexityOptions po;
