@@ -5,18 +5,17 @@
 // is written to a temporary file and renamed into place only when complete.
 
 #include <rcpu/io/gguf.hpp>
-#include <rcpu/io/staged_output.hpp>
 #include <rcpu/model/export.hpp>
 #include <rcpu/model/llama.hpp>
 #include <rcpu/model/methods.hpp>
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/provenance.hpp>
+#include <rcpu/model/streamed.hpp>
 #include <rcpu/model/tokenizer.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -36,7 +35,9 @@ const char* const prune_model_help =
   Prunes attention heads and MLP channels of every layer of a LLaMA-architecture GGUF model with the
   RCPU pipeline (layer by layer on calibration windows of TEXT), and writes the pruned model as GGUF:
   plain `llama` when all layers keep the same sizes and have no bias, else `deci` (per-layer sizes),
-  which llama.cpp runs. Options:
+  which llama.cpp runs. The model is read one layer at a time and each pruned layer written at once,
+  so memory does not grow with the model (a scratch file of the output's size sits beside OUT until
+  the end). Options:
     -o, --out FILE       output GGUF (replaced only when complete; never the input)
     --ratio R            fraction of heads and channels removed per layer, in [0, 1)
     --attention-ratio R, --mlp-ratio R   separate ratios for heads and channels
@@ -210,14 +211,16 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
                      " hold no window of --seq " + std::to_string(opt.seq_len) + " tokens");
   const std::vector<Index> starts = rcpu::model::random_windows(0, usable, opt.seq_len, windows, seed);
   const std::vector<std::int32_t> calib = rcpu::model::gather_windows(ids, starts, opt.seq_len);
-  // The dense model lives only until it is pruned: the export holds the pruned one alone.
-  auto dense = std::make_unique<rcpu::model::LlamaModel>(rcpu::model::LlamaModel::from_gguf(file));
+  // The model is read one layer at a time and each pruned layer written at once (streamed.hpp): memory
+  // does not grow with the model. Here only its layout is read.
+  const rcpu::model::LlamaConfig c = rcpu::model::LlamaGgufReader(file).config();
   const double t_load = std::chrono::duration<double>(Clock::now() - t0).count();
-  const rcpu::model::LlamaConfig c = dense->config();
   // What llama.cpp could not load is refused before the pruning is paid for.
-  for (const rcpu::io::GgmlType t : types) {
-    ex.type = t;
-    rcpu::model::check_exportable(*dense, &file, ex);
+  std::vector<rcpu::model::StreamedTarget> targets;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    ex.type = types[i];
+    rcpu::model::check_exportable(c, &file, ex);
+    targets.push_back({out_paths[i], ex});
   }
   if (!quiet)
     std::fprintf(stderr,
@@ -233,26 +236,18 @@ int cmd_prune_model(const std::vector<std::string>& argv_in) {
     progress(0, c.n_layers, 0.0);
     on_layer = [&](Index l, Index n) { progress(l + 1, n, std::chrono::duration<double>(Clock::now() - t1).count()); };
   }
-  const rcpu::model::PipelineResult r = rcpu::model::prune_model(*dense, calib, opt, nullptr, on_layer);
-  dense.reset();
-  const double t_prune = std::chrono::duration<double>(Clock::now() - t1).count();
-
   rcpu::model::CalibrationInfo info;
   info.text = fs::path(calib_path).filename().string() + (a.has("--wikitext") ? " (wikitext protocol)" : "");
   info.windows = windows;
   info.seq_len = opt.seq_len;
   info.seed = seed;
-  ex.metadata = rcpu::model::provenance(r, info);
-  const auto t2 = Clock::now();
-  // All files are staged first and published together: a failure leaves none of them.
-  rcpu::io::StagedOutput staged;
-  std::vector<rcpu::model::ExportReport> reps;
-  for (std::size_t i = 0; i < types.size(); ++i) {
-    ex.type = types[i];
-    rcpu::model::gguf_writer(r.model, &file, ex, &reps.emplace_back()).write(staged, out_paths[i]);
-  }
-  staged.publish();
-  const double t_write = std::chrono::duration<double>(Clock::now() - t2).count();
+  // Every file is published only when all are complete: a failure leaves none of them.
+  const rcpu::model::StreamedResult sr =
+      rcpu::model::prune_model_streamed(file, calib, opt, targets, &info, nullptr, on_layer);
+  const rcpu::model::PipelineResult& r = sr.result;
+  const std::vector<rcpu::model::ExportReport>& reps = sr.exports;
+  const double t_write = sr.seconds_write;
+  const double t_prune = std::chrono::duration<double>(Clock::now() - t1).count() - t_write;
   const rcpu::model::ExportReport& rep = reps.front();
 
   if (!quiet) {

@@ -14,6 +14,7 @@ pkgs=(
   python3-numpy python3-scipy              # outside-reference script tests/reference/make_reference.py
   python3-venv                             # the venv with PyPI gguf that scripts/test.sh makes (export tests)
   openmpi-bin libopenmpi-dev               # optional rcpu/mpi.hpp (statistics all-reduced across processes)
+  time                                     # /usr/bin/time -v: peak memory in benchmarks/scale/run.sh
 )
 
 missing=()

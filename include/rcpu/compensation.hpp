@@ -14,6 +14,7 @@
 #include "detail/intrinsics.hpp"  // first: before Eigen (see there)
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -277,7 +278,9 @@ inline bool layer_rotation(LayerSystem& sys, const ProcrustesOptions& popt, bool
   Eigen::MatrixXd M(d_out, d_out);
   gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
   if (!keep_a) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
+  const auto t0 = std::chrono::steady_clock::now();
   solve_procrustes<double>(M, popt, pr);
+  rep.seconds_procrustes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   M.resize(0, 0);  // peak memory: M is not needed once Q is known
   rep.info = pr.info;
   if (pr.info != Info::success) return false;

@@ -9,6 +9,7 @@
 #include <rcpu/io/gguf_writer.hpp>
 #include <rcpu/io/json.hpp>
 #include <rcpu/io/npy.hpp>
+#include <rcpu/io/spool_file.hpp>
 #include <rcpu/io/staged_output.hpp>
 #include <rcpu/io/statistics_io.hpp>
 #include <rcpu/model/block_rotation.hpp>
@@ -20,6 +21,7 @@
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/pipeline.hpp>
 #include <rcpu/model/provenance.hpp>
+#include <rcpu/model/streamed.hpp>
 #include <rcpu/model/tokenizer.hpp>
 #include <rcpu/model/zeroshot.hpp>
 #include <rcpu/reference.hpp>

@@ -106,8 +106,8 @@ int main(int argc, char** argv) {
   {
     const auto share = rcpu::mpi::calibration_share(calib, seq, 2, me, p);
     rcpu::model::detail::DensePass mine, one;
-    rcpu::model::detail::run_dense_pass(dense, 0, dense.embed(share), seq, 2, true, true, false, mine);
-    rcpu::model::detail::run_dense_pass(dense, 0, dense.embed(calib), seq, 2, true, true, false, one);
+    rcpu::model::detail::run_dense_pass(dense.config(), dense.layer(0), 0, dense.embed(share), seq, 2, true, true, false, mine);
+    rcpu::model::detail::run_dense_pass(dense.config(), dense.layer(0), 0, dense.embed(calib), seq, 2, true, true, false, one);
     rcpu::mpi::allreduce(mine.o_stats, comm);
     rcpu::mpi::allreduce(mine.d_stats, comm);
     const auto close = [](const auto& a, const auto& b) {

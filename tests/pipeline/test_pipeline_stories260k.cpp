@@ -287,7 +287,7 @@ int main() {
       const auto r = rcpu::model::prune_model(dense, calib, base(0.3, rcpu::Compensation::rotation_bias));
       const Eigen::MatrixXf h0 = dense.embed(calib);
       rcpu::model::detail::DensePass pass;
-      rcpu::model::detail::run_dense_pass(dense, 0, h0, seq, 2, false, false, true, pass);
+      rcpu::model::detail::run_dense_pass(dense.config(), dense.layer(0), 0, h0, seq, 2, false, false, true, pass);
       Eigen::MatrixXf a = h0, b = h0;
       rcpu::model::detail::run_pruned_pass(r.model.layer(0), pass.attention, cfg.rms_eps, seq, 2, a);
       r.model.forward_layer(0, b, seq);

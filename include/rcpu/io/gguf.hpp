@@ -522,6 +522,41 @@ class GgufFile {
     dequantize_checked(t, colmajor.data());
     return colmajor.transpose();
   }
+  /// Rows [first, first + count) of a tensor (a row: shape[0] elements, a whole number of blocks) as
+  /// floats, into `out` (count * shape[0] of them): a few rows of a large tensor without the rest.
+  /// \throws rcpu::invalid_argument if the rows lie outside the tensor.
+  void tensor_rows(const GgufTensorInfo& t, std::uint64_t first, std::uint64_t count, float* out) const {
+    const std::uint64_t width = t.shape.empty() ? 1 : t.shape[0];
+    const std::uint64_t rows = width == 0 ? 0 : t.n_elements / width;
+    if (first > rows || count > rows - first)
+      detail::gguf_fail(m_source, "tensor '" + t.name + "': rows [" + std::to_string(first) + ", " +
+                                      std::to_string(first + count) + ") of " + std::to_string(rows));
+    if (!m_storage || t.file_offset > m_storage->size || t.n_bytes > m_storage->size - t.file_offset)
+      detail::gguf_fail(m_source, "tensor '" + t.name + "' does not lie inside this file");
+    const std::uint64_t row_bytes = rows == 0 ? 0 : t.n_bytes / rows;
+    try {
+      dequantize(t.type, tensor_data(t) + first * row_bytes, count * row_bytes, out, count * width);
+    } catch (const invalid_argument& e) {
+      detail::gguf_fail(m_source, "tensor '" + t.name + "': " + e.what());
+    }
+  }
+
+  /// Tells the operating system that a tensor's bytes will not be read soon: the whole pages inside
+  /// them leave this process's resident memory (the file's mapping is read-only, so nothing is lost;
+  /// they are read back from the page cache or disk if used again). A no-op without a mapping.
+  void release(const GgufTensorInfo& t) const {
+#ifdef RCPU_GGUF_HAVE_MMAP
+    if (!m_storage || m_storage->mapping == nullptr || t.file_offset > m_storage->size) return;
+    const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(m_storage->data + t.file_offset);
+    const std::uintptr_t hi = lo + std::min<std::uint64_t>(t.n_bytes, m_storage->size - t.file_offset);
+    const std::uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+    if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+#else
+    (void)t;
+#endif
+  }
+
   /// A 1-D tensor (or any tensor, flattened) as a vector.
   Eigen::VectorXf tensor_vector(const std::string& name) const {
     const GgufTensorInfo& t = tensor(name);

@@ -81,13 +81,13 @@ inline std::vector<model::PipelineResult> prune_models(const model::LlamaModel& 
     rcpu::detail::require(!configs.empty(), "prune_models: no configuration");
     seq_len = configs.front().seq_len;
     chunk_windows = configs.front().chunk_windows;
-    model::detail::check_calibration(dense, calibration, seq_len, "prune_models");
+    model::detail::check_calibration(dense.config(), calibration, seq_len, "prune_models");
     rcpu::detail::Fnv1a f;
     f.add(calibration.data(), calibration.size() * sizeof(std::int32_t));
     const model::LlamaConfig& c = dense.config();
     for (Index x : {c.n_layers, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn, c.vocab}) f.add(&x, sizeof x);
     for (const model::PipelineOptions& o : configs) {
-      model::detail::validate_options(o, dense, "prune_models");
+      model::detail::validate_options(o, dense.config(), "prune_models");
       rcpu::detail::require(o.seq_len == seq_len && o.chunk_windows == chunk_windows,
                             "prune_models: every configuration needs the same seq_len and chunk_windows");
       f.add(detail::describe(o));

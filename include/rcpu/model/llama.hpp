@@ -198,6 +198,11 @@ inline Eigen::MatrixXf linear(const Eigen::MatrixXf& x, const Eigen::MatrixXf& w
 inline void add_linear(Eigen::MatrixXf& y, const Eigen::MatrixXf& x, const Eigen::MatrixXf& w) {
   rcpu::detail::gemm<float>(Op::none, Op::transpose, 1.0f, x, w, 1.0f, y);
 }
+// RMSNorm of token rows. The one definition every pass uses, so that passes agree bit for bit.
+inline Eigen::MatrixXf rms_norm(const Eigen::MatrixXf& h, const Eigen::VectorXf& w, float eps) {
+  const Eigen::ArrayXf inv = (h.array().square().rowwise().sum() / static_cast<float>(h.cols()) + eps).rsqrt();
+  return (h.array().colwise() * inv).rowwise() * w.transpose().array();
+}
 
 }  // namespace detail
 
@@ -234,6 +239,11 @@ ForwardTaps statistics_taps(Index layer, Statistics<float, AccScalar>* o_proj, S
   return taps;
 }
 
+namespace detail {
+// Parameters of everything but the layers (embedding, output head unless tied, final norm).
+inline Index outer_parameters(const LlamaConfig& c) { return c.vocab * c.d_model * (c.tied_output ? 1 : 2) + c.d_model; }
+}  // namespace detail
+
 /// A LLaMA-architecture language model.
 class LlamaModel {
  public:
@@ -257,128 +267,10 @@ class LlamaModel {
   /// Loads a GGUF file of architecture "llama", or "deci" (what rcpu exports when pruned layers
   /// differ: head_count, head_count_kv and feed_forward_length may be per-layer arrays), with the
   /// optional output biases blk.N.attn_output.bias and blk.N.ffn_down.bias. Any tensor type that
-  /// io::dequantize reads. The config holds the largest per-layer sizes.
+  /// io::dequantize reads. The config holds the largest per-layer sizes. (LlamaGgufReader reads the
+  /// same file one layer at a time.)
   /// \throws rcpu::invalid_argument for another architecture, missing keys or tensors, or bad shapes.
-  static LlamaModel from_gguf(const io::GgufFile& file) {
-    const std::string arch = file.get_string("general.architecture", "");
-    const auto fail = [&](const std::string& what) { load_fail(file, what); };
-    if (arch != "llama" && arch != "deci") fail("general.architecture = '" + arch + "', expected 'llama' or 'deci'");
-    const std::string k = arch + ".";
-    const auto positive = [&](const std::string& key, std::int64_t v) -> Index {
-      if (v <= 0 || v > (std::int64_t(1) << 31)) fail(key + " = " + std::to_string(v) + " is not a positive size");
-      return static_cast<Index>(v);
-    };
-    const auto key_int = [&](const std::string& key) -> Index {
-      if (!file.has(key)) fail(key + " is missing");
-      return positive(key, file.get_int(key, -1));
-    };
-    LlamaConfig c;
-    c.n_layers = key_int(k + "block_count");
-    // A per-layer size: a scalar for every layer, or an array of n_layers integers.
-    const auto per_layer = [&](const std::string& key, const std::vector<Index>* fallback) -> std::vector<Index> {
-      const io::GgufValue* v = file.find(key);
-      if (v == nullptr) {
-        if (fallback == nullptr) fail(key + " is missing");
-        return *fallback;
-      }
-      if (!v->is_array()) return std::vector<Index>(static_cast<std::size_t>(c.n_layers), key_int(key));
-      if (Index(v->size()) != c.n_layers)
-        fail(key + " has " + std::to_string(v->size()) + " entries, " + k + "block_count is " + std::to_string(c.n_layers));
-      std::vector<std::int64_t> raw;
-      try {
-        raw = v->ints();
-      } catch (const invalid_argument& e) {
-        fail(key + ": " + e.what());
-      }
-      std::vector<Index> out;
-      for (std::size_t l = 0; l < raw.size(); ++l) {
-        if (raw[l] == 0)
-          fail(key + "[" + std::to_string(l) + "] = 0: layers without attention or MLP are not supported");
-        out.push_back(positive(key + "[" + std::to_string(l) + "]", raw[l]));
-      }
-      return out;
-    };
-    const std::vector<Index> heads = per_layer(k + "attention.head_count", nullptr);
-    const std::vector<Index> kv = per_layer(k + "attention.head_count_kv", &heads);
-    const std::vector<Index> ffn = per_layer(k + "feed_forward_length", nullptr);
-    c.d_model = key_int(k + "embedding_length");
-    c.n_heads = *std::max_element(heads.begin(), heads.end());
-    c.n_kv_heads = *std::max_element(kv.begin(), kv.end());
-    c.ffn = *std::max_element(ffn.begin(), ffn.end());
-    c.context = file.has(k + "context_length") ? key_int(k + "context_length") : 0;
-    c.head_dim = file.has(k + "attention.key_length") ? key_int(k + "attention.key_length") : c.d_model / heads.front();
-    if (file.has(k + "attention.value_length") && key_int(k + "attention.value_length") != c.head_dim)
-      fail(k + "attention.value_length differs from the key length (not a LLaMA layout)");
-    c.n_rot = file.has(k + "rope.dimension_count") ? key_int(k + "rope.dimension_count") : c.head_dim;
-    c.rms_eps = static_cast<float>(file.get_double(k + "attention.layer_norm_rms_epsilon", 1e-5));
-    c.rope_base = file.get_double(k + "rope.freq_base", 10000.0);
-    const std::string scaling = file.get_string(k + "rope.scaling.type", "none");
-    if (scaling != "none") fail("rope scaling '" + scaling + "' is not supported");
-    for (std::size_t l = 0; l < heads.size(); ++l)
-      if (heads[l] % kv[l] != 0)
-        fail("layer " + std::to_string(l) + ": head_count = " + std::to_string(heads[l]) +
-             " is not a multiple of head_count_kv = " + std::to_string(kv[l]));
-    if (!(c.rms_eps > 0.0f) || !(c.rope_base > 0.0)) fail("rms epsilon and rope base must be > 0");
-
-    const auto matrix = [&](const std::string& name, Index rows, Index cols) {
-      const io::GgufTensorInfo& t = file.tensor(name);
-      const Index r = t.shape.size() < 2 ? 1 : static_cast<Index>(t.shape[1]);
-      const Index cc = t.shape.empty() ? 1 : static_cast<Index>(t.shape[0]);
-      if (t.shape.size() > 2 || r != rows || cc != cols)
-        fail("tensor '" + name + "' is " + rcpu::detail::shape(r, cc) + " (d_out x d_in), expected " +
-             rcpu::detail::shape(rows, cols));
-      return file.tensor_matrix(name);
-    };
-    const auto vector = [&](const std::string& name, Index n) -> Eigen::VectorXf {
-      const Eigen::MatrixXf m = matrix(name, 1, n);
-      return m.transpose();
-    };
-
-    // Each layer has 9 tensors: check the count against the file before allocating anything for it.
-    if (static_cast<std::uint64_t>(c.n_layers) * 9 + 2 > file.tensors().size())
-      fail(k + "block_count = " + std::to_string(c.n_layers) + " needs at least " + std::to_string(c.n_layers * 9 + 2) +
-           " tensors, the file has " + std::to_string(file.tensors().size()));
-    // Tensors that change the model but that rcpu's layer has no place for would be dropped silently:
-    // refuse them (q/k/v and gate/up biases; Llama 3's RoPE frequency factors).
-    for (const io::GgufTensorInfo& t : file.tensors()) {
-      for (const char* b : {".attn_q.bias", ".attn_k.bias", ".attn_v.bias", ".ffn_gate.bias", ".ffn_up.bias"})
-        if (t.name.size() > std::strlen(b) && t.name.compare(t.name.size() - std::strlen(b), std::strlen(b), b) == 0)
-          fail("tensor '" + t.name + "': q/k/v and gate/up biases are not supported");
-      if (t.name == "rope_freqs.weight" || t.name.find(".rope_freqs.") != std::string::npos)
-        fail("tensor '" + t.name + "': RoPE frequency factors (Llama 3.1 scaling) are not supported");
-    }
-    const Index d = c.d_model, hd = c.head_dim;
-    const io::GgufTensorInfo& emb = file.tensor("token_embd.weight");
-    c.vocab = emb.shape.size() == 2 ? static_cast<Index>(emb.shape[1]) : 0;
-    Eigen::MatrixXf embedding = matrix("token_embd.weight", c.vocab, d);
-    Eigen::MatrixXf output;
-    if (file.find_tensor("output.weight") != nullptr) output = matrix("output.weight", c.vocab, d);
-    Eigen::VectorXf output_norm = vector("output_norm.weight", d);
-    std::vector<LlamaLayer> layers(static_cast<std::size_t>(c.n_layers));
-    for (Index l = 0; l < c.n_layers; ++l) {
-      const std::string p = "blk." + std::to_string(l) + ".";
-      const std::size_t i = static_cast<std::size_t>(l);
-      LlamaLayer& L = layers[i];
-      L.head_dim = hd;
-      L.attn_norm = vector(p + "attn_norm.weight", d);
-      L.wq = matrix(p + "attn_q.weight", heads[i] * hd, d);
-      L.wk = matrix(p + "attn_k.weight", kv[i] * hd, d);
-      L.wv = matrix(p + "attn_v.weight", kv[i] * hd, d);
-      L.wo = matrix(p + "attn_output.weight", d, heads[i] * hd);
-      if (file.find_tensor(p + "attn_output.bias") != nullptr) L.bo = vector(p + "attn_output.bias", d);
-      L.ffn_norm = vector(p + "ffn_norm.weight", d);
-      L.w_gate = matrix(p + "ffn_gate.weight", ffn[i], d);
-      L.w_up = matrix(p + "ffn_up.weight", ffn[i], d);
-      L.w_down = matrix(p + "ffn_down.weight", d, ffn[i]);
-      if (file.find_tensor(p + "ffn_down.bias") != nullptr) L.b_down = vector(p + "ffn_down.bias", d);
-      LlamaConfig lc = c;
-      lc.n_heads = heads[i];
-      lc.n_kv_heads = kv[i];
-      lc.ffn = ffn[i];
-      dense_bookkeeping(L, lc);
-    }
-    return from_weights(c, std::move(embedding), std::move(layers), std::move(output_norm), std::move(output));
-  }
+  static LlamaModel from_gguf(const io::GgufFile& file);
 
   /// Fills head_kv (query head h uses KV head h / (n_heads / n_kv_heads)), head_ids and channel_ids
   /// of a dense layer.
@@ -392,10 +284,6 @@ class LlamaModel {
     }
     L.channel_ids.resize(static_cast<std::size_t>(c.ffn));
     for (Index j = 0; j < c.ffn; ++j) L.channel_ids[static_cast<std::size_t>(j)] = j;
-  }
-
-  [[noreturn]] static void load_fail(const io::GgufFile& file, const std::string& what) {
-    throw invalid_argument("LlamaModel::from_gguf: " + file.source() + ": " + what);
   }
 
   const LlamaConfig& config() const { return m_config; }
@@ -467,24 +355,30 @@ class LlamaModel {
                      const PackedLayout* packed = nullptr) const {
     rcpu::detail::require(l >= 0 && l < n_layers(), "LlamaModel::forward_layer: layer " + std::to_string(l) +
                                                   " is outside [0, " + std::to_string(n_layers()) + ")");
-    check_hidden(hidden, seq_len, "forward_layer");
+    forward_layer(m_config, m_layers[static_cast<std::size_t>(l)], l, hidden, seq_len, taps, packed);
+  }
+
+  /// The same for a layer that lives outside a model (a pipeline that loads one layer at a time):
+  /// layer `L` of a model with `config`, reported to `taps` as layer `l`.
+  static void forward_layer(const LlamaConfig& config, const LlamaLayer& L, Index l, Eigen::MatrixXf& hidden,
+                            Index seq_len, const ForwardTaps* taps = nullptr, const PackedLayout* packed = nullptr) {
+    check_hidden(config, hidden, seq_len, "forward_layer");
     if (packed != nullptr) check_packed(*packed, hidden.rows(), "forward_layer");
-    const LlamaLayer& L = m_layers[static_cast<std::size_t>(l)];
     const Index hd = L.head_dim;
 
-    Eigen::MatrixXf x = rms_norm(hidden, L.attn_norm);
+    Eigen::MatrixXf x = detail::rms_norm(hidden, L.attn_norm, config.rms_eps);
     Eigen::MatrixXf q = detail::linear(x, L.wq);
     Eigen::MatrixXf k = detail::linear(x, L.wk);
     Eigen::MatrixXf v = detail::linear(x, L.wv);
     if (packed == nullptr) {
-      const RopeTable rope = rope_table(seq_len);
-      apply_rope(q, L.n_heads(), hd, seq_len, rope);
-      apply_rope(k, L.n_kv_heads(), hd, seq_len, rope);
+      const RopeTable rope = rope_table(config, seq_len);
+      apply_rope(config, q, L.n_heads(), hd, seq_len, rope);
+      apply_rope(config, k, L.n_kv_heads(), hd, seq_len, rope);
     } else {
       const Index max_pos = *std::max_element(packed->position.begin(), packed->position.end());
-      const RopeTable rope = rope_table(max_pos + 1);
-      apply_rope_at(q, L.n_heads(), hd, packed->position, rope);
-      apply_rope_at(k, L.n_kv_heads(), hd, packed->position, rope);
+      const RopeTable rope = rope_table(config, max_pos + 1);
+      apply_rope_at(config, q, L.n_heads(), hd, packed->position, rope);
+      apply_rope_at(config, k, L.n_kv_heads(), hd, packed->position, rope);
     }
     Eigen::MatrixXf attn(hidden.rows(), L.n_heads() * hd);
     attention(q, k, v, L, seq_len, attn, packed != nullptr ? &packed->branch : nullptr);
@@ -492,7 +386,7 @@ class LlamaModel {
     detail::add_linear(hidden, attn, L.wo);
     if (L.bo.size() != 0) hidden.rowwise() += L.bo.transpose();
 
-    x = rms_norm(hidden, L.ffn_norm);
+    x = detail::rms_norm(hidden, L.ffn_norm, config.rms_eps);
     Eigen::MatrixXf gate = detail::linear(x, L.w_gate);
     const Eigen::MatrixXf up = detail::linear(x, L.w_up);
     // SwiGLU: silu(g) * u, silu(g) = g / (1 + exp(-g)).
@@ -507,14 +401,16 @@ class LlamaModel {
   Eigen::MatrixXf forward_hidden(const std::vector<std::int32_t>& ids, Index seq_len,
                                  const ForwardTaps* taps = nullptr, const PackedLayout* packed = nullptr) const {
     Eigen::MatrixXf h = embed(ids);
-    check_hidden(h, seq_len, "forward_hidden");
+    check_hidden(m_config, h, seq_len, "forward_hidden");
     if (packed != nullptr) check_packed(*packed, h.rows(), "forward_hidden");
     for (Index l = 0; l < n_layers(); ++l) forward_layer(l, h, seq_len, taps, packed);
     return h;
   }
 
   /// Final RMSNorm of the hidden states (tokens x d).
-  Eigen::MatrixXf final_norm(const Eigen::MatrixXf& hidden) const { return rms_norm(hidden, m_output_norm); }
+  Eigen::MatrixXf final_norm(const Eigen::MatrixXf& hidden) const {
+    return detail::rms_norm(hidden, m_output_norm, m_config.rms_eps);
+  }
 
   /// Logits (tokens x vocab) of hidden states from forward_hidden().
   Eigen::MatrixXf logits_from_hidden(const Eigen::MatrixXf& hidden) const {
@@ -534,12 +430,12 @@ class LlamaModel {
     Eigen::MatrixXf cos, sin;  // seq_len x n_rot/2
   };
 
-  void check_hidden(const Eigen::MatrixXf& h, Index seq_len, const char* who) const {
+  static void check_hidden(const LlamaConfig& c, const Eigen::MatrixXf& h, Index seq_len, const char* who) {
     rcpu::detail::require(seq_len > 0, std::string("LlamaModel::") + who + ": seq_len = " + std::to_string(seq_len) +
                                      " must be > 0");
-    rcpu::detail::require(h.cols() == m_config.d_model && h.rows() % seq_len == 0,
+    rcpu::detail::require(h.cols() == c.d_model && h.rows() % seq_len == 0,
                     std::string("LlamaModel::") + who + ": hidden is " + rcpu::detail::shape(h) + ", expected (n_windows*" +
-                        std::to_string(seq_len) + ")x" + std::to_string(m_config.d_model));
+                        std::to_string(seq_len) + ")x" + std::to_string(c.d_model));
   }
 
   static void check_packed(const PackedLayout& p, Index rows, const char* who) {
@@ -552,18 +448,12 @@ class LlamaModel {
                                           " in the packed layout");
   }
 
-  Eigen::MatrixXf rms_norm(const Eigen::MatrixXf& h, const Eigen::VectorXf& w) const {
-    const Eigen::ArrayXf inv =
-        (h.array().square().rowwise().sum() / static_cast<float>(h.cols()) + m_config.rms_eps).rsqrt();
-    return (h.array().colwise() * inv).rowwise() * w.transpose().array();
-  }
-
-  RopeTable rope_table(Index seq_len) const {
-    const Index half = m_config.n_rot / 2;
+  static RopeTable rope_table(const LlamaConfig& c, Index seq_len) {
+    const Index half = c.n_rot / 2;
     RopeTable t{Eigen::MatrixXf(seq_len, half), Eigen::MatrixXf(seq_len, half)};
     for (Index i = 0; i < half; ++i) {
       // Angles in double: exact enough that float rounding of cos/sin is the only error left.
-      const double inv_freq = std::pow(m_config.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(m_config.n_rot));
+      const double inv_freq = std::pow(c.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c.n_rot));
       for (Index p = 0; p < seq_len; ++p) {
         const double a = static_cast<double>(p) * inv_freq;
         t.cos(p, i) = static_cast<float>(std::cos(a));
@@ -574,8 +464,9 @@ class LlamaModel {
   }
 
   // Rotates the pairs (2i, 2i+1), i < n_rot/2, of each head's columns; position = row within its window.
-  void apply_rope(Eigen::MatrixXf& m, Index heads, Index hd, Index seq_len, const RopeTable& rope) const {
-    const Index half = m_config.n_rot / 2, windows = m.rows() / seq_len;
+  static void apply_rope(const LlamaConfig& c, Eigen::MatrixXf& m, Index heads, Index hd, Index seq_len,
+                         const RopeTable& rope) {
+    const Index half = c.n_rot / 2, windows = m.rows() / seq_len;
     Eigen::ArrayXf a(seq_len);
     for (Index h = 0; h < heads; ++h)
       for (Index i = 0; i < half; ++i) {
@@ -593,9 +484,9 @@ class LlamaModel {
   }
 
   // As apply_rope, each row at its own position (a PackedLayout's).
-  void apply_rope_at(Eigen::MatrixXf& m, Index heads, Index hd, const std::vector<std::int32_t>& position,
-                     const RopeTable& rope) const {
-    const Index half = m_config.n_rot / 2, rows = m.rows();
+  static void apply_rope_at(const LlamaConfig& c, Eigen::MatrixXf& m, Index heads, Index hd,
+                            const std::vector<std::int32_t>& position, const RopeTable& rope) {
+    const Index half = c.n_rot / 2, rows = m.rows();
     for (Index h = 0; h < heads; ++h)
       for (Index i = 0; i < half; ++i) {
         const Index c0 = h * hd + 2 * i;
@@ -648,6 +539,226 @@ class LlamaModel {
   Eigen::VectorXf m_output_norm;
   std::vector<LlamaLayer> m_layers;
 };
+
+/// A LLaMA GGUF file read one piece at a time: its layout from the metadata (checked as
+/// LlamaModel::from_gguf() checks it, which is built on this class), then each layer, the embedding
+/// rows of given tokens and the other tensors on demand, dequantized to float. A pipeline that holds
+/// one layer at a time (streamed.hpp) reads a model of any size this way. Holds a copy of the file
+/// (cheap: the mapping is shared).
+class LlamaGgufReader {
+ public:
+  /// Parses and checks the layout. \throws rcpu::invalid_argument as LlamaModel::from_gguf().
+  explicit LlamaGgufReader(const io::GgufFile& file) : m_file(file) {
+    const std::string arch = file.get_string("general.architecture", "");
+    if (arch != "llama" && arch != "deci") fail("general.architecture = '" + arch + "', expected 'llama' or 'deci'");
+    const std::string k = arch + ".";
+    const auto positive = [&](const std::string& key, std::int64_t v) -> Index {
+      if (v <= 0 || v > (std::int64_t(1) << 31)) fail(key + " = " + std::to_string(v) + " is not a positive size");
+      return static_cast<Index>(v);
+    };
+    const auto key_int = [&](const std::string& key) -> Index {
+      if (!file.has(key)) fail(key + " is missing");
+      return positive(key, file.get_int(key, -1));
+    };
+    LlamaConfig& c = m_config;
+    c.n_layers = key_int(k + "block_count");
+    // A per-layer size: a scalar for every layer, or an array of n_layers integers.
+    const auto per_layer = [&](const std::string& key, const std::vector<Index>* fallback) -> std::vector<Index> {
+      const io::GgufValue* v = file.find(key);
+      if (v == nullptr) {
+        if (fallback == nullptr) fail(key + " is missing");
+        return *fallback;
+      }
+      if (!v->is_array()) return std::vector<Index>(static_cast<std::size_t>(c.n_layers), key_int(key));
+      if (Index(v->size()) != c.n_layers)
+        fail(key + " has " + std::to_string(v->size()) + " entries, " + k + "block_count is " + std::to_string(c.n_layers));
+      std::vector<std::int64_t> raw;
+      try {
+        raw = v->ints();
+      } catch (const invalid_argument& e) {
+        fail(key + ": " + e.what());
+      }
+      std::vector<Index> out;
+      for (std::size_t l = 0; l < raw.size(); ++l) {
+        if (raw[l] == 0)
+          fail(key + "[" + std::to_string(l) + "] = 0: layers without attention or MLP are not supported");
+        out.push_back(positive(key + "[" + std::to_string(l) + "]", raw[l]));
+      }
+      return out;
+    };
+    m_heads = per_layer(k + "attention.head_count", nullptr);
+    m_kv = per_layer(k + "attention.head_count_kv", &m_heads);
+    m_ffn = per_layer(k + "feed_forward_length", nullptr);
+    c.d_model = key_int(k + "embedding_length");
+    c.n_heads = *std::max_element(m_heads.begin(), m_heads.end());
+    c.n_kv_heads = *std::max_element(m_kv.begin(), m_kv.end());
+    c.ffn = *std::max_element(m_ffn.begin(), m_ffn.end());
+    c.context = file.has(k + "context_length") ? key_int(k + "context_length") : 0;
+    c.head_dim = file.has(k + "attention.key_length") ? key_int(k + "attention.key_length") : c.d_model / m_heads.front();
+    if (file.has(k + "attention.value_length") && key_int(k + "attention.value_length") != c.head_dim)
+      fail(k + "attention.value_length differs from the key length (not a LLaMA layout)");
+    c.n_rot = file.has(k + "rope.dimension_count") ? key_int(k + "rope.dimension_count") : c.head_dim;
+    c.rms_eps = static_cast<float>(file.get_double(k + "attention.layer_norm_rms_epsilon", 1e-5));
+    c.rope_base = file.get_double(k + "rope.freq_base", 10000.0);
+    const std::string scaling = file.get_string(k + "rope.scaling.type", "none");
+    if (scaling != "none") fail("rope scaling '" + scaling + "' is not supported");
+    for (std::size_t l = 0; l < m_heads.size(); ++l)
+      if (m_heads[l] % m_kv[l] != 0)
+        fail("layer " + std::to_string(l) + ": head_count = " + std::to_string(m_heads[l]) +
+             " is not a multiple of head_count_kv = " + std::to_string(m_kv[l]));
+    if (!(c.rms_eps > 0.0f) || !(c.rope_base > 0.0)) fail("rms epsilon and rope base must be > 0");
+
+    // Each layer has 9 tensors: check the count against the file before allocating anything for it.
+    if (static_cast<std::uint64_t>(c.n_layers) * 9 + 2 > file.tensors().size())
+      fail(k + "block_count = " + std::to_string(c.n_layers) + " needs at least " + std::to_string(c.n_layers * 9 + 2) +
+           " tensors, the file has " + std::to_string(file.tensors().size()));
+    // Tensors that change the model but that rcpu's layer has no place for would be dropped silently:
+    // refuse them (q/k/v and gate/up biases; Llama 3's RoPE frequency factors).
+    for (const io::GgufTensorInfo& t : file.tensors()) {
+      for (const char* b : {".attn_q.bias", ".attn_k.bias", ".attn_v.bias", ".ffn_gate.bias", ".ffn_up.bias"})
+        if (t.name.size() > std::strlen(b) && t.name.compare(t.name.size() - std::strlen(b), std::strlen(b), b) == 0)
+          fail("tensor '" + t.name + "': q/k/v and gate/up biases are not supported");
+      if (t.name == "rope_freqs.weight" || t.name.find(".rope_freqs.") != std::string::npos)
+        fail("tensor '" + t.name + "': RoPE frequency factors (Llama 3.1 scaling) are not supported");
+    }
+    const io::GgufTensorInfo& emb = file.tensor("token_embd.weight");
+    c.vocab = emb.shape.size() == 2 ? static_cast<Index>(emb.shape[1]) : 0;
+    check_shape("token_embd.weight", c.vocab, c.d_model);
+    c.tied_output = file.find_tensor("output.weight") == nullptr;
+    if (!c.tied_output) check_shape("output.weight", c.vocab, c.d_model);
+    check_shape("output_norm.weight", 1, c.d_model);
+    if (!(c.head_dim > 0 && c.n_rot >= 0 && c.n_rot <= c.head_dim && c.n_rot % 2 == 0))
+      fail("rope.dimension_count = " + std::to_string(c.n_rot) + " must be even and in [0, head_dim = " +
+           std::to_string(c.head_dim) + "]");
+    // Every layer's tensors: present, of the right shape and of a type rcpu reads, before any of them is
+    // read (a pipeline that reads one layer at a time would otherwise find a bad last layer after hours).
+    for (Index l = 0; l < c.n_layers; ++l) {
+      const std::string p = "blk." + std::to_string(l) + ".";
+      const std::size_t i = static_cast<std::size_t>(l);
+      const Index d = c.d_model, hd = c.head_dim;
+      const std::pair<const char*, std::pair<Index, Index>> shapes[] = {
+          {"attn_norm.weight", {1, d}},          {"attn_q.weight", {m_heads[i] * hd, d}},
+          {"attn_k.weight", {m_kv[i] * hd, d}},  {"attn_v.weight", {m_kv[i] * hd, d}},
+          {"attn_output.weight", {d, m_heads[i] * hd}}, {"attn_output.bias", {1, d}},
+          {"ffn_norm.weight", {1, d}},           {"ffn_gate.weight", {m_ffn[i], d}},
+          {"ffn_up.weight", {m_ffn[i], d}},      {"ffn_down.weight", {d, m_ffn[i]}},
+          {"ffn_down.bias", {1, d}}};
+      for (const auto& s : shapes) {
+        const std::string name = p + s.first;
+        const bool optional = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+        if (optional && file.find_tensor(name) == nullptr) continue;
+        check_shape(name, s.second.first, s.second.second);
+      }
+    }
+  }
+
+  /// The dense configuration (the largest per-layer sizes; tied_output when the file has no output.weight).
+  const LlamaConfig& config() const { return m_config; }
+  const io::GgufFile& file() const { return m_file; }
+  Index n_layers() const { return m_config.n_layers; }
+
+  /// Layer `l`, dequantized, with its dense bookkeeping (head_kv, head_ids, channel_ids).
+  /// \throws rcpu::invalid_argument for a missing tensor or a bad shape.
+  LlamaLayer layer(Index l) const {
+    rcpu::detail::require(l >= 0 && l < n_layers(), "LlamaGgufReader::layer: layer " + std::to_string(l) +
+                                                         " is outside [0, " + std::to_string(n_layers()) + ")");
+    const std::string p = "blk." + std::to_string(l) + ".";
+    const std::size_t i = static_cast<std::size_t>(l);
+    const Index d = m_config.d_model, hd = m_config.head_dim;
+    LlamaLayer L;
+    L.head_dim = hd;
+    L.attn_norm = vector(p + "attn_norm.weight", d);
+    L.wq = matrix(p + "attn_q.weight", m_heads[i] * hd, d);
+    L.wk = matrix(p + "attn_k.weight", m_kv[i] * hd, d);
+    L.wv = matrix(p + "attn_v.weight", m_kv[i] * hd, d);
+    L.wo = matrix(p + "attn_output.weight", d, m_heads[i] * hd);
+    if (m_file.find_tensor(p + "attn_output.bias") != nullptr) L.bo = vector(p + "attn_output.bias", d);
+    L.ffn_norm = vector(p + "ffn_norm.weight", d);
+    L.w_gate = matrix(p + "ffn_gate.weight", m_ffn[i], d);
+    L.w_up = matrix(p + "ffn_up.weight", m_ffn[i], d);
+    L.w_down = matrix(p + "ffn_down.weight", d, m_ffn[i]);
+    if (m_file.find_tensor(p + "ffn_down.bias") != nullptr) L.b_down = vector(p + "ffn_down.bias", d);
+    LlamaConfig lc = m_config;
+    lc.n_heads = m_heads[i];
+    lc.n_kv_heads = m_kv[i];
+    lc.ffn = m_ffn[i];
+    LlamaModel::dense_bookkeeping(L, lc);
+    return L;
+  }
+
+  /// Tells the operating system that layer `l`'s bytes in the mapping are no longer needed, so that
+  /// they stop counting in this process's resident memory (they are read again if used again).
+  void release_layer(Index l) const {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    for (const char* n : {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                          "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight",
+                          "ffn_down.bias"})
+      if (const io::GgufTensorInfo* t = m_file.find_tensor(p + n)) m_file.release(*t);
+  }
+
+  Eigen::MatrixXf embedding() const { return matrix("token_embd.weight", m_config.vocab, m_config.d_model); }
+  /// The output head, or an empty matrix when it is tied to the embedding.
+  Eigen::MatrixXf output() const {
+    return m_config.tied_output ? Eigen::MatrixXf() : matrix("output.weight", m_config.vocab, m_config.d_model);
+  }
+  Eigen::VectorXf output_norm() const { return vector("output_norm.weight", m_config.d_model); }
+
+  /// Hidden states of `ids` (rows = tokens): the embedding rows of those tokens only, equal to
+  /// LlamaModel::embed() on the loaded model. \throws rcpu::invalid_argument for a token outside the vocabulary.
+  Eigen::MatrixXf embed(const std::vector<std::int32_t>& ids) const {
+    const io::GgufTensorInfo& t = m_file.tensor("token_embd.weight");
+    Eigen::MatrixXf h(static_cast<Index>(ids.size()), m_config.d_model);
+    Eigen::VectorXf row(m_config.d_model);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::int32_t id = ids[i];
+      rcpu::detail::require(id >= 0 && id < m_config.vocab, "LlamaGgufReader::embed: token " + std::to_string(id) +
+                                                                " at " + std::to_string(i) + " is outside [0, " +
+                                                                std::to_string(m_config.vocab) + ")");
+      m_file.tensor_rows(t, static_cast<std::uint64_t>(id), 1, row.data());
+      h.row(static_cast<Index>(i)) = row.transpose();
+    }
+    m_file.release(t);
+    return h;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw invalid_argument("LlamaModel::from_gguf: " + m_file.source() + ": " + what);
+  }
+  void check_shape(const std::string& name, Index rows, Index cols) const {
+    const io::GgufTensorInfo& t = m_file.tensor(name);
+    const Index r = t.shape.size() < 2 ? 1 : static_cast<Index>(t.shape[1]);
+    const Index cc = t.shape.empty() ? 1 : static_cast<Index>(t.shape[0]);
+    if (t.shape.size() > 2 || r != rows || cc != cols)
+      fail("tensor '" + name + "' is " + rcpu::detail::shape(r, cc) + " (d_out x d_in), expected " +
+           rcpu::detail::shape(rows, cols));
+    const io::GgmlTypeTraits* tt = io::ggml_type_traits(static_cast<std::uint32_t>(t.type));
+    if (tt == nullptr || !tt->dequantizable)
+      fail("tensor '" + name + "' has type " + (tt ? std::string(tt->name) : std::to_string(std::uint32_t(t.type))) +
+           ", which rcpu cannot read");
+  }
+  Eigen::MatrixXf matrix(const std::string& name, Index rows, Index cols) const {
+    check_shape(name, rows, cols);
+    return m_file.tensor_matrix(name);
+  }
+  Eigen::VectorXf vector(const std::string& name, Index n) const {
+    const Eigen::MatrixXf m = matrix(name, 1, n);
+    return m.transpose();
+  }
+  io::GgufFile m_file;
+  LlamaConfig m_config;
+  std::vector<Index> m_heads, m_kv, m_ffn;
+};
+
+inline LlamaModel LlamaModel::from_gguf(const io::GgufFile& file) {
+  const LlamaGgufReader r(file);
+  std::vector<LlamaLayer> layers;
+  layers.reserve(static_cast<std::size_t>(r.n_layers()));
+  for (Index l = 0; l < r.n_layers(); ++l) layers.push_back(r.layer(l));
+  LlamaConfig c = r.config();
+  return from_weights(c, r.embedding(), std::move(layers), r.output_norm(), r.output());
+}
+
 
 }  // namespace model
 }  // namespace rcpu

@@ -202,6 +202,7 @@ struct LayerOutcome {
   int det_attention = 0, det_mlp = 0;  ///< sign of det(Q) for rotation methods (0: no rotation)
   Index parameters = 0;        ///< parameters of the pruned layer
   double seconds_dense = 0;    ///< dense pass + statistics (shared by configurations in lockstep)
+  double seconds_statistics = 0;  ///< of which statistics (Statistics::update on both inputs)
   double seconds_prune = 0;    ///< scores, selection and compensation of both modules
   double seconds_forward = 0;  ///< pruned pass that feeds the next layer (shared likewise; 0 with dense
                                ///< statistics: the dense pass feeds the next layer)
@@ -247,16 +248,16 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-inline void check_calibration(const LlamaModel& m, const std::vector<std::int32_t>& calib, Index seq_len,
+inline void check_calibration(const LlamaConfig& c, const std::vector<std::int32_t>& calib, Index seq_len,
                               const char* who) {
   rcpu::detail::require(seq_len >= 1, std::string(who) + ": seq_len = " + std::to_string(seq_len) + " must be >= 1");
   rcpu::detail::require(!calib.empty() && Index(calib.size()) % seq_len == 0,
                         std::string(who) + ": the calibration holds " + std::to_string(calib.size()) +
                             " tokens, expected a positive multiple of seq_len = " + std::to_string(seq_len));
-  rcpu::detail::require(m.n_layers() >= 1, std::string(who) + ": the model has no layers");
+  rcpu::detail::require(c.n_layers >= 1, std::string(who) + ": the model has no layers");
 }
 
-inline void validate_options(const PipelineOptions& o, const LlamaModel& m, const char* who) {
+inline void validate_options(const PipelineOptions& o, const LlamaConfig& c, const char* who) {
   const std::string w = std::string(who) + ": options '" + o.label + "': ";
   rcpu::detail::require_ratio(o.ratio, (w + "ratio").c_str());
   rcpu::detail::require(o.attention_ratio < 1.0 && o.mlp_ratio < 1.0,
@@ -267,7 +268,6 @@ inline void validate_options(const PipelineOptions& o, const LlamaModel& m, cons
   rcpu::detail::require(o.round_to >= 0, w + "round_to = " + std::to_string(o.round_to) + " must be >= 0");
   rcpu::detail::require(o.statistics == StatisticsSource::pruned_prefix || o.statistics == StatisticsSource::dense,
                         w + "statistics = " + std::to_string(int(o.statistics)) + " is not a StatisticsSource");
-  const LlamaConfig& c = m.config();
   rcpu::detail::require(o.allocation == Allocation::uniform || o.gqa == GqaRule::query_heads,
                         w + "flap_adaptive allocation counts query heads: it needs gqa = query_heads, got " +
                             to_string(o.gqa));
@@ -285,14 +285,39 @@ inline void validate_options(const PipelineOptions& o, const LlamaModel& m, cons
                             to_string(o.compensation) + "'");
 }
 
-inline bool needs_gram_for(const PipelineOptions& o, bool attention) {
-  return (attention ? o.compensate_attention : o.compensate_mlp) && needs_gram(o.compensation);
+// Where a pipeline reads the dense layers: `layer(l)` gives dense layer l (valid until the next call),
+// `release(l)` (optional) says that layer l is no longer needed. A model in memory, or a GGUF file
+// read one layer at a time (streamed.hpp).
+// `owned(l)` (optional): the source's own copy of layer l, which a single configuration may move
+// from once its dense pass is done (so that pruning needs no second copy of the layer).
+struct DenseLayers {
+  LlamaConfig config;
+  std::function<const LlamaLayer&(Index l)> layer;
+  std::function<void(Index l)> release;
+  std::function<LlamaLayer*(Index l)> owned;
+};
+
+// Where a pipeline puts each pruned layer, in layer order per configuration.
+using PrunedLayerSink = std::function<void(std::size_t config, Index l, LlamaLayer&& layer)>;
+
+inline DenseLayers dense_layers_of(const LlamaModel& m) {
+  return {m.config(), [&m](Index l) -> const LlamaLayer& { return m.layer(l); }, {}, {}};
 }
 
-// rms_norm exactly as LlamaModel::forward_layer writes it, so that the pruned pass agrees with it.
-inline Eigen::MatrixXf rms_norm(const Eigen::MatrixXf& h, const Eigen::VectorXf& w, float eps) {
-  const Eigen::ArrayXf inv = (h.array().square().rowwise().sum() / static_cast<float>(h.cols()) + eps).rsqrt();
-  return (h.array().colwise() * inv).rowwise() * w.transpose().array();
+// The checks of every pipeline entry point: calibration, options, one seq_len.
+inline void check_configs(const LlamaConfig& c, const std::vector<std::int32_t>& calibration,
+                          const std::vector<PipelineOptions>& configs, const char* who) {
+  rcpu::detail::require(!configs.empty(), std::string(who) + ": no configuration");
+  const Index seq_len = configs.front().seq_len;
+  check_calibration(c, calibration, seq_len, who);
+  for (const PipelineOptions& o : configs) {
+    validate_options(o, c, who);
+    rcpu::detail::require(o.seq_len == seq_len, std::string(who) + ": every configuration needs the same seq_len");
+  }
+}
+
+inline bool needs_gram_for(const PipelineOptions& o, bool attention) {
+  return (attention ? o.compensate_attention : o.compensate_mlp) && needs_gram(o.compensation);
 }
 
 // The dense pass of layer l over all windows, in chunks: statistics of the o_proj and down_proj inputs
@@ -300,29 +325,36 @@ inline Eigen::MatrixXf rms_norm(const Eigen::MatrixXf& h, const Eigen::VectorXf&
 struct DensePass {
   Statistics<float> o_stats, d_stats;
   Eigen::MatrixXf attention;  // tokens x (n_heads * head_dim)
+  double seconds_statistics = 0;
 };
 
-inline void run_dense_pass(const LlamaModel& m, Index l, const Eigen::MatrixXf& hidden, Index seq_len,
-                           Index chunk_windows, bool gram_o, bool gram_d, bool keep_attention, DensePass& out,
-                           Eigen::MatrixXf* next_hidden = nullptr) {
-  const LlamaLayer& L = m.layer(l);
+inline void run_dense_pass(const LlamaConfig& c, const LlamaLayer& L, Index l, const Eigen::MatrixXf& hidden,
+                           Index seq_len, Index chunk_windows, bool gram_o, bool gram_d, bool keep_attention,
+                           DensePass& out, Eigen::MatrixXf* next_hidden = nullptr) {
   const Index n = hidden.rows(), width = L.n_heads() * L.head_dim;
   out.o_stats = Statistics<float>(width, gram_o ? GramMode::full : GramMode::diagonal);
   out.d_stats = Statistics<float>(L.ffn(), gram_d ? GramMode::full : GramMode::diagonal);
   if (keep_attention) out.attention.resize(n, width);
   Index r0 = 0;
   ForwardTaps taps;
+  out.seconds_statistics = 0;
   taps.o_proj_input = [&](Index, const Eigen::MatrixXf& a) {
+    const auto t0 = std::chrono::steady_clock::now();
     out.o_stats.update(a);
+    out.seconds_statistics += seconds_since(t0);
     if (keep_attention) out.attention.middleRows(r0, a.rows()) = a;
   };
-  taps.down_proj_input = [&](Index, const Eigen::MatrixXf& g) { out.d_stats.update(g); };
+  taps.down_proj_input = [&](Index, const Eigen::MatrixXf& g) {
+    const auto t0 = std::chrono::steady_clock::now();
+    out.d_stats.update(g);
+    out.seconds_statistics += seconds_since(t0);
+  };
   const Index rows = chunk_windows * seq_len;
   Eigen::MatrixXf x;
   for (r0 = 0; r0 < n; r0 += rows) {
     const Index nr = std::min(rows, n - r0);
     x = hidden.middleRows(r0, nr);
-    m.forward_layer(l, x, seq_len, &taps);
+    LlamaModel::forward_layer(c, L, l, x, seq_len, &taps);
     if (next_hidden != nullptr) next_hidden->middleRows(r0, nr) = x;
   }
 }
@@ -343,7 +375,7 @@ inline void run_pruned_pass(const LlamaLayer& L, const Eigen::MatrixXf& dense_at
     }
     add_linear(h, a, L.wo);
     if (L.bo.size() != 0) h.rowwise() += L.bo.transpose();
-    const Eigen::MatrixXf x = rms_norm(h, L.ffn_norm, eps);
+    const Eigen::MatrixXf x = detail::rms_norm(h, L.ffn_norm, eps);
     Eigen::MatrixXf gate = linear(x, L.w_gate);
     const Eigen::MatrixXf up = linear(x, L.w_up);
     gate.array() = gate.array() / (1.0f + (-gate.array()).exp()) * up.array();
@@ -430,10 +462,10 @@ inline Compensated<double> compensate_module(const Eigen::MatrixXf& W, const Eig
   return compensate(Wd, st, cols, method, copt);
 }
 
-// Prunes one layer for one configuration from the dense pass's statistics.
-inline LlamaLayer prune_layer_once(const LlamaLayer& dense, const DensePass& pass, const PipelineOptions& o, Index l,
+// Prunes one layer for one configuration from the dense pass's statistics: `L` is the dense layer (a
+// copy, or the layer itself moved in when nothing else needs it: no second copy of a large layer).
+inline LlamaLayer prune_layer_once(LlamaLayer L, const DensePass& pass, const PipelineOptions& o, Index l,
                                    LayerOutcome& out) {
-  LlamaLayer L = dense;
   const Index hd = L.head_dim, H = L.n_heads();
   out.layer = l;
   // o_proj: heads.
@@ -555,28 +587,39 @@ inline std::vector<std::int32_t> gather_windows(const std::vector<std::int32_t>&
   return out;
 }
 
-/// FLAP's scores of the dense model: one dense pass over the calibration windows, diagonal statistics
-/// at the o_proj and down_proj inputs of every layer, WIFV scores standardised per layer and module
-/// (a head: the mean of its standardised columns, whose metric FLAP squares again).
-inline FlapScores flap_scores(const LlamaModel& dense, const std::vector<std::int32_t>& calibration, Index seq_len,
-                              Index chunk_windows = 32, const StatisticsReducer& reduce = {}) {
-  detail::check_calibration(dense, calibration, seq_len, "flap_scores");
+namespace detail {
+
+// flap_scores() on dense layers from any source, `h` the embedded calibration windows.
+inline FlapScores flap_scores(const DenseLayers& dense, Eigen::MatrixXf h, Index seq_len, Index chunk_windows,
+                              const StatisticsReducer& reduce) {
   FlapScores s;
-  Eigen::MatrixXf h = dense.embed(calibration), next(h.rows(), h.cols());
-  detail::DensePass pass;
-  for (Index l = 0; l < dense.n_layers(); ++l) {
-    detail::run_dense_pass(dense, l, h, seq_len, chunk_windows, false, false, false, pass, &next);
+  Eigen::MatrixXf next(h.rows(), h.cols());
+  DensePass pass;
+  for (Index l = 0; l < dense.config.n_layers; ++l) {
+    const LlamaLayer& L = dense.layer(l);
+    run_dense_pass(dense.config, L, l, h, seq_len, chunk_windows, false, false, false, pass, &next);
     if (reduce) {
       reduce(pass.o_stats);
       reduce(pass.d_stats);
     }
     std::swap(h, next);
-    const LlamaLayer& L = dense.layer(l);
     s.heads.push_back(unit_scores(L.wo, pass.o_stats, Score::flap, L.head_dim, GroupReduce::standardized_mean,
                                   Module::attention));
     s.channels.push_back(unit_scores(L.w_down, pass.d_stats, Score::flap, 1, GroupReduce::standardized_mean, Module::mlp));
+    if (dense.release) dense.release(l);
   }
   return s;
+}
+
+}  // namespace detail
+
+/// FLAP's scores of the dense model: one dense pass over the calibration windows, diagonal statistics
+/// at the o_proj and down_proj inputs of every layer, WIFV scores standardised per layer and module
+/// (a head: the mean of its standardised columns, whose metric FLAP squares again).
+inline FlapScores flap_scores(const LlamaModel& dense, const std::vector<std::int32_t>& calibration, Index seq_len,
+                              Index chunk_windows = 32, const StatisticsReducer& reduce = {}) {
+  detail::check_calibration(dense.config(), calibration, seq_len, "flap_scores");
+  return detail::flap_scores(detail::dense_layers_of(dense), dense.embed(calibration), seq_len, chunk_windows, reduce);
 }
 
 /// The parameters of one query head in units of one MLP channel's (3 d), for FLAP's allocation: q rows
@@ -644,42 +687,30 @@ inline LayerBudget flap_allocation(const FlapScores& s, double ratio, double hea
   return b;
 }
 
-/// Prunes several configurations of the same dense model on the same calibration windows, in
-/// lockstep: configurations whose pruned layers 0..l are bit-for-bit identical share the hidden states
-/// and the dense pass of layer l + 1; configurations with dense statistics (any method) share the dense
-/// states and every dense pass. Results are those of prune_model() run on each one alone.
-/// \param dense        the dense model (not modified)
-/// \param calibration  calibration token ids: consecutive windows of options.seq_len tokens
-/// \param configs      one PipelineOptions per configuration (all with the same seq_len)
-/// \param log          per-layer progress lines (none when null)
-/// \param on_layer     called after each layer (for a progress bar / ETA)
-/// \param reduce       applied to the statistics of every dense pass (StatisticsReducer), if set
-/// \throws rcpu::invalid_argument on bad options or calibration.
-inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const std::vector<std::int32_t>& calibration,
-                                                const std::vector<PipelineOptions>& configs,
-                                                std::ostream* log = nullptr, const LayerCallback& on_layer = {},
-                                                const StatisticsReducer& reduce = {}) {
-  rcpu::detail::require(!configs.empty(), "prune_models: no configuration");
+namespace detail {
+
+// prune_models() on dense layers from any source (DenseLayers), `embedded` the calibration windows'
+// hidden states; each pruned layer goes to `sink`. The results have no model (PipelineResult::model
+// is left empty); their parameter counts are those of the pruned model.
+inline std::vector<PipelineResult> prune_layers(const DenseLayers& dense, Eigen::MatrixXf embedded,
+                                                const std::vector<PipelineOptions>& configs, std::ostream* log,
+                                                const LayerCallback& on_layer, const StatisticsReducer& reduce,
+                                                const PrunedLayerSink& sink) {
   const Index seq_len = configs.front().seq_len;
-  detail::check_calibration(dense, calibration, seq_len, "prune_models");
-  for (const PipelineOptions& o : configs) {
-    detail::validate_options(o, dense, "prune_models");
-    rcpu::detail::require(o.seq_len == seq_len, "prune_models: every configuration needs the same seq_len");
-  }
-  const LlamaConfig& cfg = dense.config();
+  const LlamaConfig& cfg = dense.config;
   const std::size_t n_cfg = configs.size();
   std::vector<PipelineOptions> opts = configs;
   std::vector<PipelineResult> results(n_cfg);
-  std::vector<std::vector<LlamaLayer>> layers(n_cfg);
+  Index dense_layer_parameters = 0;
 
   // FLAP's allocation: one scoring pass, shared by every adaptive configuration.
   bool any_adaptive = false;
   for (const PipelineOptions& o : opts) any_adaptive = any_adaptive || (o.allocation == Allocation::flap_adaptive && o.removed_heads.empty());
   if (any_adaptive) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (log) *log << "  FLAP allocation: scoring the dense model on " << calibration.size() / std::size_t(seq_len) << " windows\n";
-    const FlapScores fs = flap_scores(dense, calibration, seq_len, opts.front().chunk_windows, reduce);
-    const double secs = detail::seconds_since(t0);
+    if (log) *log << "  FLAP allocation: scoring the dense model on " << embedded.rows() / seq_len << " windows\n";
+    const FlapScores fs = flap_scores(dense, embedded, seq_len, opts.front().chunk_windows, reduce);
+    const double secs = seconds_since(t0);
     for (std::size_t c = 0; c < n_cfg; ++c) {
       PipelineOptions& o = opts[c];
       if (o.allocation != Allocation::flap_adaptive || !o.removed_heads.empty()) continue;
@@ -700,13 +731,15 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
     std::vector<std::size_t> members;
   };
   std::vector<Branch> branches(1);
-  branches[0].hidden = dense.embed(calibration);
+  branches[0].hidden = std::move(embedded);
   branches[0].members.resize(n_cfg);
   std::iota(branches[0].members.begin(), branches[0].members.end(), std::size_t(0));
   const Index chunk = opts.front().chunk_windows;
   const auto dense_statistics = [&](std::size_t c) { return opts[c].statistics == StatisticsSource::dense; };
 
-  for (Index l = 0; l < dense.n_layers(); ++l) {
+  for (Index l = 0; l < cfg.n_layers; ++l) {
+    const LlamaLayer& D = dense.layer(l);
+    dense_layer_parameters += layer_parameters(D);
     std::vector<Branch> next;
     for (Branch& br : branches) {
       bool gram_o = false, gram_d = false, any_prefix = false, any_dense = false;
@@ -719,26 +752,30 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
       // branch's states (the pruned pass's residual) and the attention output. Without pruned-prefix
       // members the dense output overwrites the states in place (run_dense_pass reads each chunk
       // before it writes it).
-      const bool dense_next = any_dense && l + 1 < dense.n_layers();
+      const bool dense_next = any_dense && l + 1 < cfg.n_layers;
       Eigen::MatrixXf dense_hidden;
       if (dense_next && any_prefix) dense_hidden.resize(br.hidden.rows(), br.hidden.cols());
       Eigen::MatrixXf* const dense_out = !dense_next ? nullptr : any_prefix ? &dense_hidden : &br.hidden;
       const auto t0 = std::chrono::steady_clock::now();
-      detail::DensePass pass;
-      detail::run_dense_pass(dense, l, br.hidden, seq_len, chunk, gram_o, gram_d, any_prefix, pass, dense_out);
+      DensePass pass;
+      run_dense_pass(cfg, D, l, br.hidden, seq_len, chunk, gram_o, gram_d, any_prefix, pass, dense_out);
       if (reduce) {
         reduce(pass.o_stats);
         reduce(pass.d_stats);
       }
-      const double t_dense = detail::seconds_since(t0);
+      const double t_dense = seconds_since(t0);
 
       std::vector<LlamaLayer> cand;
       std::vector<LayerOutcome> outc(br.members.size());
       for (std::size_t i = 0; i < br.members.size(); ++i) {
         const auto t1 = std::chrono::steady_clock::now();
-        cand.push_back(detail::prune_layer_once(dense.layer(l), pass, opts[br.members[i]], l, outc[i]));
-        outc[i].seconds_prune = detail::seconds_since(t1);
+        // One configuration alone consumes a layer its source owns (D is not used after this).
+        LlamaLayer* const own = dense.owned && n_cfg == 1 ? dense.owned(l) : nullptr;
+        cand.push_back(prune_layer_once(own != nullptr ? std::move(*own) : LlamaLayer(D), pass, opts[br.members[i]], l,
+                                        outc[i]));
+        outc[i].seconds_prune = seconds_since(t1);
         outc[i].seconds_dense = t_dense;
+        outc[i].seconds_statistics = pass.seconds_statistics;
         outc[i].shared_with = Index(br.members.size());
       }
       // Dense-statistics members: one branch on the dense states of layer l + 1.
@@ -755,7 +792,7 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
         if (dense_statistics(br.members[i])) continue;
         bool placed = false;
         for (auto& g : groups)
-          if (detail::same_layer(cand[g.front()], cand[i])) {
+          if (same_layer(cand[g.front()], cand[i])) {
             g.push_back(i);
             placed = true;
             break;
@@ -770,8 +807,8 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
           nb.hidden = std::move(br.hidden);
         else
           nb.hidden = br.hidden;
-        detail::run_pruned_pass(cand[groups[gi].front()], pass.attention, cfg.rms_eps, seq_len, chunk, nb.hidden);
-        const double t_fwd = detail::seconds_since(t2);
+        run_pruned_pass(cand[groups[gi].front()], pass.attention, cfg.rms_eps, seq_len, chunk, nb.hidden);
+        const double t_fwd = seconds_since(t2);
         for (std::size_t i : groups[gi]) {
           outc[i].seconds_forward = t_fwd;
           nb.members.push_back(br.members[i]);
@@ -780,13 +817,14 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
       }
       for (std::size_t i = 0; i < br.members.size(); ++i) {
         const std::size_t c = br.members[i];
-        if (log) detail::log_layer(*log, opts[c], outc[i], dense.n_layers(), cfg.n_heads, cfg.n_kv_heads, cfg.ffn);
+        if (log) log_layer(*log, opts[c], outc[i], cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.ffn);
         results[c].layers.push_back(std::move(outc[i]));
-        layers[c].push_back(std::move(cand[i]));
+        sink(c, l, std::move(cand[i]));
       }
     }
     branches = std::move(next);
-    if (on_layer) on_layer(l, dense.n_layers());
+    if (dense.release) dense.release(l);
+    if (on_layer) on_layer(l, cfg.n_layers);
   }
 
   for (std::size_t c = 0; c < n_cfg; ++c) {
@@ -794,13 +832,43 @@ inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const s
     r.options = configs[c];
     r.options.removed_heads = opts[c].removed_heads;
     r.options.removed_channels = opts[c].removed_channels;
-    r.model = LlamaModel::from_weights(cfg, dense.embedding(), std::move(layers[c]), dense.output_norm(),
-                                       cfg.tied_output ? Eigen::MatrixXf() : dense.output_weight());
-    r.parameters_dense = dense.parameter_count();
-    r.parameters = r.model.parameter_count();
+    r.parameters_dense = outer_parameters(cfg) + dense_layer_parameters;
+    r.parameters = outer_parameters(cfg);
     r.seconds = r.seconds_allocation;
-    for (const LayerOutcome& o : r.layers) r.seconds += o.seconds();
+    for (const LayerOutcome& o : r.layers) {
+      r.parameters += o.parameters;
+      r.seconds += o.seconds();
+    }
   }
+  return results;
+}
+
+}  // namespace detail
+
+/// Prunes several configurations of the same dense model on the same calibration windows, in
+/// lockstep: configurations whose pruned layers 0..l are bit-for-bit identical share the hidden states
+/// and the dense pass of layer l + 1; configurations with dense statistics (any method) share the dense
+/// states and every dense pass. Results are those of prune_model() run on each one alone.
+/// \param dense        the dense model (not modified)
+/// \param calibration  calibration token ids: consecutive windows of options.seq_len tokens
+/// \param configs      one PipelineOptions per configuration (all with the same seq_len)
+/// \param log          per-layer progress lines (none when null)
+/// \param on_layer     called after each layer (for a progress bar / ETA)
+/// \param reduce       applied to the statistics of every dense pass (StatisticsReducer), if set
+/// \throws rcpu::invalid_argument on bad options or calibration.
+inline std::vector<PipelineResult> prune_models(const LlamaModel& dense, const std::vector<std::int32_t>& calibration,
+                                                const std::vector<PipelineOptions>& configs,
+                                                std::ostream* log = nullptr, const LayerCallback& on_layer = {},
+                                                const StatisticsReducer& reduce = {}) {
+  detail::check_configs(dense.config(), calibration, configs, "prune_models");
+  const LlamaConfig& cfg = dense.config();
+  std::vector<std::vector<LlamaLayer>> layers(configs.size());
+  std::vector<PipelineResult> results =
+      detail::prune_layers(detail::dense_layers_of(dense), dense.embed(calibration), configs, log, on_layer, reduce,
+                           [&](std::size_t c, Index, LlamaLayer&& L) { layers[c].push_back(std::move(L)); });
+  for (std::size_t c = 0; c < configs.size(); ++c)
+    results[c].model = LlamaModel::from_weights(cfg, dense.embedding(), std::move(layers[c]), dense.output_norm(),
+                                                cfg.tied_output ? Eigen::MatrixXf() : dense.output_weight());
   return results;
 }
 
