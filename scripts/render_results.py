@@ -266,8 +266,9 @@ class Study:
         self.meta = {r["key"]: r["value"] for r in read_csv(path("meta.csv"))} if os.path.exists(path("meta.csv")) else {}
         self.layers = read_csv(path("layers.csv")) if os.path.exists(path("layers.csv")) else []
         self.comps = read_csv(path("comparisons.csv")) if os.path.exists(path("comparisons.csv")) else None
-        self.files = [n for n in ("runs.csv", "comparisons.csv", "layers.csv", "window_nll.csv", "meta.csv")
-                      if os.path.exists(path(n))]
+        # window_nll.csv is left out of the repository (.gitignore): it passes 1 MiB, and the same
+        # losses are in the committed cache (results/cache/*.json), from which the study rewrites it.
+        self.files = [n for n in ("runs.csv", "comparisons.csv", "layers.csv", "meta.csv") if os.path.exists(path(n))]
         self.by_key = {r["key"]: r for r in self.runs}
         self.comp = {}
         for c in self.comps or []:
@@ -706,8 +707,11 @@ def render(src, out_md, command=""):
         w("Regenerate (a complete study takes about as long as its runs' total above; a partial one goes on "
           "where it stopped):\n\n```sh\n%s\n```\n" % command.strip())
     rel = os.path.relpath(os.path.abspath(src), os.path.abspath(out_dir))
-    w("The raw numbers (every run, every layer, every window's loss, every interval) are in the CSV files "
-      "next to this page: %s.\n" % ", ".join("`%s`" % os.path.join(rel, f).replace(os.sep, "/") for f in S.files))
+    w("The raw numbers (every run, every layer, every interval) are in the CSV files next to this page: %s. "
+      "Every window's loss is in the run cache `%s/cache/*.json`; the study command also writes them as one "
+      "table, `%s/window_nll.csv`, which is not committed (it passes 1 MiB).\n"
+      % (", ".join("`%s`" % os.path.join(rel, f).replace(os.sep, "/") for f in S.files), rel.replace(os.sep, "/"),
+         rel.replace(os.sep, "/")))
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
 

@@ -20,19 +20,12 @@
 #include <rcpu/model/perplexity.hpp>
 #include <rcpu/model/tokenizer.hpp>
 #include <rcpu/statistics.hpp>
+#include "../standalone_checks.hpp"
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
+using rcpu_test::check;
 
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::cout << "FAILED: " << what << "\n";
-  }
-}
 
 bool file_exists(const std::string& p) { return static_cast<bool>(std::ifstream(p)); }
 
@@ -192,6 +185,5 @@ int main() {
   } catch (const std::exception& e) {
     check(false, std::string("exception: ") + e.what());
   }
-  std::cout << g_passed << " passed, " << g_failed << " failed\n";
-  return g_failed == 0 ? 0 : 1;
+  return rcpu_test::finish();
 }

@@ -19,11 +19,14 @@
 #include <iomanip>
 #include <functional>
 #include <iostream>
+#include "../standalone_checks.hpp"
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
+
+using rcpu_test::read_text;
 
 using rcpu::Index;
 using rcpu::model::PipelineOptions;
@@ -57,13 +60,6 @@ PipelineOptions config(const std::string& method, double ratio) {
   return o;
 }
 
-std::string read_text(const std::string& path, std::size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  std::string s(max_bytes, '\0');
-  f.read(&s[0], std::streamsize(max_bytes));
-  s.resize(std::size_t(f.gcount()));
-  return s;
-}
 
 }  // namespace
 

@@ -29,22 +29,14 @@
 #include <rcpu/reference.hpp>
 
 #include "export_checks.hpp"
+#include "../standalone_checks.hpp"
 
 namespace {
 
 using rcpu::Index;
 using rcpu::model::PipelineOptions;
+using rcpu_test::check;
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::cout << "FAILED: " << what << "\n";
-  }
-}
 
 double rel_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   if (a.rows() != b.rows() || a.cols() != b.cols()) return INFINITY;
@@ -406,6 +398,5 @@ int main() {
   } catch (const std::exception& e) {
     check(false, std::string("exception: ") + e.what());
   }
-  std::cout << g_passed << " passed, " << g_failed << " failed\n";
-  return g_failed == 0 ? 0 : 1;
+  return rcpu_test::finish();
 }

@@ -29,22 +29,16 @@
 #include <rcpu/model/streamed.hpp>
 #include <rcpu/model/tokenizer.hpp>
 
+#include "../standalone_checks.hpp"
+
 namespace {
 
 using rcpu::Index;
 using rcpu::model::PipelineOptions;
+using rcpu_test::check;
+using rcpu_test::read_text;
 namespace fs = std::filesystem;
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::cout << "FAILED: " << what << "\n";
-  }
-}
 
 // Equal, or both NaN (the report of a module with nothing removed).
 bool same(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
@@ -54,13 +48,6 @@ std::vector<std::uint8_t> read_bytes(const fs::path& p) {
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
-std::string read_text(const std::string& path, std::size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  std::string s(max_bytes, '\0');
-  f.read(&s[0], std::streamsize(max_bytes));
-  s.resize(std::size_t(f.gcount()));
-  return s;
-}
 
 struct Case {
   std::string name;
@@ -201,6 +188,5 @@ int main(int argc, char** argv) {
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
-  std::cout << g_passed << " checks passed, " << g_failed << " failed\n";
-  return g_failed == 0 ? 0 : 1;
+  return rcpu_test::finish();
 }
