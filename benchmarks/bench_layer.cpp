@@ -105,9 +105,12 @@ long start_peak_window() {
   return bench::status_kib("VmRSS");
 }
 
-void rcpu_prune(benchmark::State& state, const Shape& sh, rcpu::Compensation c) {
+// full_rotation: the d_out x d_out route even where k < d_out (what compensate() did before the
+// reduced route), for comparison.
+void rcpu_prune(benchmark::State& state, const Shape& sh, rcpu::Compensation c, bool full_rotation = false) {
   const LayerData& L = layer(sh);
-  const rcpu::PruneOptions opt = options(sh, c);
+  rcpu::PruneOptions opt = options(sh, c);
+  opt.compensation_options.full_rotation = full_rotation;
   long rise = -1;  // highest rise of the resident set during one call, KiB
   for (auto _ : state) {
     state.PauseTiming();
@@ -139,7 +142,7 @@ struct Kernels {
     A.resize(dout, k);
     M = bench::normal<Eigen::MatrixXd>(dout, dout, 23);
     WK = W.leftCols(k);
-    Out.resize(dout, k);
+    Out.setZero(dout, k);
     V.resize(dout, dout);
     C.resize(dout, dout);
     Q.resize(dout, dout);
@@ -169,6 +172,28 @@ struct Kernels {
       bench::gemm<double>(CblasNoTrans, CblasNoTrans, n, n, n, M.data(), n, V.data(), n, (i == 1 ? Q : C).data(), n);
     bench::gemm<double>(CblasNoTrans, CblasNoTrans, n, int(k), n, Q.data(), n, WK.data(), n, Out.data(), n);
   }
+  // The reduced route of compensate() when k < d_out (rcpu::ProcrustesProduct): A, W_D^T W_D, the
+  // QR of W_K (?geqrf), B = A R_w^T (TRMM), the QR of B, polar_eig's kernels on the k x k R_b (SYRK,
+  // ?sytrd, ?stedc, three k^3 GEMMs), P R_w (TRMM) and Q_b [P R_w; 0] (?ormqr, as GEMMs: two per
+  // block of reflectors, about 4 d k^2 flops; timed here as one d x k x k GEMM and one k x k x d).
+  void rotation_reduced() {
+    const int n = int(dout), kk = int(k);
+    common();
+    Eigen::MatrixXd F = WK, B = A, Rb(k, k), Vk(k, k), Ck(k, k), Pk(k, k), Ak(k, k), X(k, k);
+    Eigen::VectorXd wk(k), ek(k), tk(k);
+    LAPACKE_dgeqrf(LAPACK_COL_MAJOR, n, kk, F.data(), n, tau.data());
+    cblas_dtrmm(CblasColMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, n, kk, 1.0, F.data(), n, B.data(), n);
+    LAPACKE_dgeqrf(LAPACK_COL_MAJOR, n, kk, B.data(), n, tau.data());
+    Rb = B.topRows(k).triangularView<Eigen::Upper>();
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, kk, kk, 1.0, Rb.data(), kk, 0.0, Ak.data(), kk);
+    LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', kk, Ak.data(), kk, wk.data(), ek.data(), tk.data());
+    LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', kk, wk.data(), ek.data(), Vk.data(), kk);
+    for (int i = 0; i < 3; ++i)
+      bench::gemm<double>(CblasNoTrans, CblasNoTrans, kk, kk, kk, Rb.data(), kk, Vk.data(), kk, (i == 1 ? Pk : Ck).data(), kk);
+    cblas_dtrmm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, kk, kk, 1.0, F.data(), n, Pk.data(), kk);
+    bench::gemm<double>(CblasTrans, CblasNoTrans, kk, kk, n, B.data(), n, Out.data(), n, X.data(), kk);
+    bench::gemm<double>(CblasNoTrans, CblasNoTrans, n, kk, kk, B.data(), n, X.data(), kk, Out.data(), n);
+  }
   void ridge() {
     common();
     Eigen::MatrixXd Hc = H;
@@ -181,12 +206,17 @@ struct Kernels {
   }
 };
 
-void kernel_bound(benchmark::State& state, const Shape& sh, bool ridge) {
+// kind: "rotation" (the route compensate() takes: reduced when k < d_out), "rotation_full" (the full
+// d_out x d_out route) or "ridge".
+void kernel_bound(benchmark::State& state, const Shape& sh, const std::string& kind) {
   Kernels K(sh);
   K.Mt.resize(sh.d_out, sh.d_out);
+  const bool reduced = kind == "rotation" && K.k < K.dout;
   for (auto _ : state) {
-    if (ridge)
+    if (kind == "ridge")
       K.ridge();
+    else if (reduced)
+      K.rotation_reduced();
     else
       K.rotation();
     benchmark::DoNotOptimize(K.Out.data());
@@ -215,8 +245,12 @@ int main(int argc, char** argv) {
       add("rcpu_rotation", [sh](benchmark::State& s) { rcpu_prune(s, sh, C::rotation); });
       add("rcpu_rotation_scale", [sh](benchmark::State& s) { rcpu_prune(s, sh, C::rotation_scale); });
       add("rcpu_proximal_ridge", [sh](benchmark::State& s) { rcpu_prune(s, sh, C::proximal_ridge); });
-      add("kernels_rotation", [sh](benchmark::State& s) { kernel_bound(s, sh, false); });
-      add("kernels_proximal_ridge", [sh](benchmark::State& s) { kernel_bound(s, sh, true); });
+      add("kernels_rotation", [sh](benchmark::State& s) { kernel_bound(s, sh, "rotation"); });
+      if (kept_columns(sh) < sh.d_out) {  // o_proj: also the full route and its bound, for comparison
+        add("rcpu_rotation_full", [sh](benchmark::State& s) { rcpu_prune(s, sh, C::rotation, true); });
+        add("kernels_rotation_full", [sh](benchmark::State& s) { kernel_bound(s, sh, "rotation_full"); });
+      }
+      add("kernels_proximal_ridge", [sh](benchmark::State& s) { kernel_bound(s, sh, "ridge"); });
     }
   });
 }

@@ -197,22 +197,120 @@ TEMPLATE_TEST_CASE("the compensation gives the same W' on every route", "[fast_p
   st.update(X.cast<TestType>());
   // o_proj-like (M rank-deficient: k < d_out) and down_proj-like (k >= d_out through d_in > d_out).
   const std::vector<rcpu::Index> heads = {0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+  // The reference forms the full Q (d_out x d_out) by ?gesdd; the routes solve the reduced k x k
+  // problem by default (k < d_out) and the full one with full_rotation.
   rcpu::CompensationOptions ref_opt;
   ref_opt.procrustes.method = PM::lapack_gesdd;
+  ref_opt.full_rotation = true;
   for (auto c : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale}) {
     const auto ref = rcpu::compensate(W, st, heads, c, ref_opt);
+    REQUIRE(ref.rotation.rows() == d_out);
+    for (PM m : routes)
+      for (bool full : {false, true}) {
+        INFO("route " << rcpu::to_string(m) << (full ? ", full Q" : ", reduced"));
+        rcpu::CompensationOptions opt;
+        opt.procrustes.method = m;
+        opt.full_rotation = full;
+        const auto r = rcpu::compensate(W, st, heads, c, opt);
+        CHECK(r.report.info == rcpu::Info::success);
+        CHECK(r.rotation.rows() == (full ? d_out : 0));
+        CHECK(r.singular_values.size() == d_out);
+        CHECK(rel_diff(r.weight, ref.weight) <= tol<TestType>(1e-9, 1e-4));
+        CHECK(std::abs(r.report.after.relative_error - ref.report.after.relative_error) <= 1e-9);
+        CHECK(r.report.rank_m == ref.report.rank_m);
+        CHECK(std::abs(r.scale - ref.scale) <= 1e-9 * ref.scale);
+      }
+  }
+}
+
+namespace {
+
+// Q W for M = A W^T by the full route: ?gesdd's Q (d x d) times W.
+template <typename S>
+Eigen::MatrixXd full_route(const Mat<S>& A, const Mat<S>& W, rcpu::Procrustes<S>& ref) {
+  ref.compute(Mat<S>(A * W.transpose()), {PM::lapack_gesdd, false});
+  REQUIRE(ref.info() == rcpu::Info::success);
+  return (ref.rotation() * W).template cast<double>();
+}
+
+template <typename S>
+void check_product(Eigen::Index d, Eigen::Index k) {
+  const bool single = std::is_same<S, float>::value;
+  const double t = single ? 1e-4 : 1e-10;
+  Rng rng(120 + std::uint32_t(d + k));
+  const Mat<S> W = rng.normal<S>(d, k);
+  struct Case {
+    const char* name;
+    Mat<S> A;
+    bool unique;  // M of rank k: Q W is unique
+  };
+  const Eigen::Index h = std::max<Eigen::Index>(1, k / 2);
+  const std::vector<Case> cases = {
+      {"generic", Mat<S>((rng.normal(d, k) + 0.5 * W.template cast<double>()).template cast<S>()), k <= d},
+      {"A of rank k/2", Mat<S>((rng.normal(d, h) * rng.normal(h, k)).template cast<S>()), false},
+  };
+  for (const Case& c : cases) {
+    rcpu::Procrustes<S> ref;
+    const Eigen::MatrixXd QWr = full_route<S>(c.A, W, ref);
     for (PM m : routes) {
-      INFO("route " << rcpu::to_string(m));
-      rcpu::CompensationOptions opt;
-      opt.procrustes.method = m;
-      const auto r = rcpu::compensate(W, st, heads, c, opt);
-      CHECK(r.report.info == rcpu::Info::success);
-      CHECK(rel_diff(r.weight, ref.weight) <= tol<TestType>(1e-9, 1e-4));
-      CHECK(std::abs(r.report.after.relative_error - ref.report.after.relative_error) <= 1e-9);
-      CHECK(r.report.rank_m == ref.report.rank_m);
-      CHECK(std::abs(r.scale - ref.scale) <= 1e-9 * ref.scale);
+      INFO("d = " << d << ", k = " << k << ", " << c.name << ", route " << rcpu::to_string(m));
+      rcpu::ProcrustesProduct<S> p(c.A, W, {m, false});
+      REQUIRE(p.info() == rcpu::Info::success);
+      const Eigen::MatrixXd QW = p.rotated().template cast<double>();
+      REQUIRE(QW.rows() == d);
+      REQUIRE(QW.cols() == k);
+      // Q W for an orthogonal Q: the same Gram as W (an isometry of range(W)).
+      const Eigen::MatrixXd Wd = W.template cast<double>();
+      CHECK(rel_diff(Eigen::MatrixXd(QW.transpose() * QW), Eigen::MatrixXd(Wd.transpose() * Wd)) <= 10 * t);
+      // Optimal: the same objective as the full route, and tr((Q W)^T A) is the reported trace.
+      const double tr = QW.cwiseProduct(c.A.template cast<double>()).sum();
+      CHECK(std::abs(tr - double(ref.trace())) <= t * std::abs(double(ref.trace())));
+      CHECK(std::abs(double(p.trace()) - tr) <= t * std::abs(tr));
+      CHECK(p.singular_values().size() == d);
+      CHECK(rel_diff(p.singular_values(), ref.singular_values()) <= 10 * t);
+      CHECK(p.rank() == ref.rank());
+      if (c.unique) CHECK(rel_diff(QW, QWr) <= (single ? 2e-3 : 1e-9));
     }
   }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("ProcrustesProduct: the reduced k x k route equals the full route", "[fast_paths][procrustes]",
+                   float, double) {
+  // k < d (the reduced route; 130 x 104 crosses a block of 128 reflectors), k = d and k > d (M formed).
+  for (auto dk : {std::pair<Eigen::Index, Eigen::Index>{24, 19}, {130, 104}, {20, 20}, {12, 17}})
+    check_product<TestType>(dk.first, dk.second);
+}
+
+TEMPLATE_TEST_CASE("ProcrustesProduct: zero A, a zero column, bad input", "[fast_paths][procrustes]", float, double) {
+  Rng rng(130);
+  Mat<TestType> W = rng.normal<TestType>(16, 10);
+  for (PM m : routes) {
+    INFO("route " << rcpu::to_string(m));
+    // M = 0: every Q is optimal; W is kept (Q = I).
+    rcpu::ProcrustesProduct<TestType> z(Mat<TestType>::Zero(16, 10), W, {m, false});
+    REQUIRE(z.info() == rcpu::Info::success);
+    CHECK(z.rotated() == W);
+    CHECK(z.rank() == 0);
+    CHECK(z.trace() == TestType(0));
+  }
+  // A dead kept column (W and A zero there): still an isometry, and optimal.
+  W.col(4).setZero();
+  Mat<TestType> A = rng.normal<TestType>(16, 10);
+  A.col(4).setZero();
+  rcpu::ProcrustesProduct<TestType> p(A, W, {PM::automatic, true});
+  REQUIRE(p.info() == rcpu::Info::success);
+  CHECK(p.rotated().col(4).norm() == TestType(0));
+  rcpu::Procrustes<TestType> ref;
+  (void)full_route<TestType>(A, W, ref);
+  CHECK(std::abs(double(p.trace()) - double(ref.trace())) <= tol<TestType>(1e-10, 1e-4) * double(ref.trace()));
+  // Shapes and values.
+  CHECK_THROWS_AS(rcpu::ProcrustesProduct<TestType>(A, Mat<TestType>(W.leftCols(9))), rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::ProcrustesProduct<TestType>(Mat<TestType>(0, 0), Mat<TestType>(0, 0)), rcpu::invalid_argument);
+  A(2, 3) = std::numeric_limits<TestType>::quiet_NaN();
+  CHECK_THROWS_AS(rcpu::ProcrustesProduct<TestType>(A, W), rcpu::invalid_argument);
+  CHECK_THROWS_AS(rcpu::ProcrustesProduct<TestType>().rotated(), rcpu::invalid_argument);
 }
 
 TEMPLATE_TEST_CASE("the SYRK path reads every block layout in place and agrees", "[fast_paths][statistics]", float,

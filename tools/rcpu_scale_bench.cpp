@@ -1,6 +1,6 @@
 // rcpu-scale-bench: the streamed pipeline (rcpu/model/streamed.hpp) on a model of LLaMA-7B's shapes.
 //
-//   rcpu-scale-bench synth OUT.gguf [--shape 7b|tiny] [--type f16|q8_0|f32] [--seed S]
+//   rcpu-scale-bench synth OUT.gguf [--shape 7b|tiny] [--type f16|q8_0|f32] [--seed S] [--layers N]
 //       writes a synthetic LLaMA GGUF: 7b is LLaMA-7B's shapes (32 layers, d 4096, 32 heads of 128,
 //       FFN 11008, vocab 32000); tiny (2 layers, d 256, 4 heads of 64, FFN 704, vocab 512) is for the
 //       smoke test. Deterministic random weights with LLM-like column scales (below). Refuses, before
@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2 || (args[0] != "synth" && args[0] != "prune")) {
     std::fprintf(stderr,
-                 "usage: rcpu-scale-bench synth OUT.gguf [--shape 7b|tiny] [--type f16|q8_0|f32] [--seed S]\n"
+                 "usage: rcpu-scale-bench synth OUT.gguf [--shape 7b|tiny] [--type f16|q8_0|f32] [--seed S] [--layers N]\n"
                  "       rcpu-scale-bench prune IN.gguf OUT.gguf [--windows 8] [--seq 128] [--ratio 0.2] [--type f16]\n"
                  "                        [--method rotation] [--threads N] [--csv FILE]\n");
     return 2;
@@ -254,6 +254,7 @@ int main(int argc, char** argv) {
   long windows = 8, seq = 128, threads = 0;
   double ratio = 0.2;
   std::uint64_t seed = 1;
+  long layers = 0;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     const auto next = [&]() -> const std::string& {
@@ -263,6 +264,7 @@ int main(int argc, char** argv) {
     if (a == "--shape") shape = next();
     else if (a == "--type") type = next();
     else if (a == "--seed") seed = std::stoull(next());
+    else if (a == "--layers") layers = std::stol(next());
     else if (a == "--windows") windows = std::stol(next());
     else if (a == "--seq") seq = std::stol(next());
     else if (a == "--ratio") ratio = std::stod(next());
@@ -281,7 +283,9 @@ int main(int argc, char** argv) {
     if (args[0] == "synth") {
       if (pos.size() != 1) die("synth needs OUT.gguf");
       if (shape != "7b" && shape != "tiny") die("--shape must be 7b or tiny");
-      return synth(pos[0], shape == "7b" ? kLlama7b : kTiny, t, seed);
+      Shape sh = shape == "7b" ? kLlama7b : kTiny;
+      if (layers > 0) sh.layers = layers;  // fewer layers of the same shapes (quick per-layer timings)
+      return synth(pos[0], sh, t, seed);
     }
     if (pos.size() != 2) die("prune needs IN.gguf OUT.gguf");
     if (windows < 1 || seq < 2 || !(ratio >= 0 && ratio < 1)) die("--windows >= 1, --seq >= 2, --ratio in [0, 1)");

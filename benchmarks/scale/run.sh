@@ -12,6 +12,11 @@ cd "$(dirname "$0")/../.."
 windows=${1:-8}
 dir=${RCPU_SCALE_DIR:-build-scale}
 build=${RCPU_SCALE_BUILD:-build/scale}
+# Debian 12's OpenBLAS 0.3.21 does not recognise recent Intel Xeons and runs its generic kernels, inside
+# its LAPACK too (rcpu/kernels.hpp, docs/scale.md: 2x the time per layer); name the core unless told.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=SkylakeX
+fi
 scripts/install-deps.sh >/dev/null
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRCPU_BUILD_TESTS=ON -DRCPU_BUILD_EXAMPLES=OFF \
   -DRCPU_BUILD_APPS=OFF >/dev/null
@@ -23,6 +28,7 @@ model=$dir/llama7b-synthetic-f16.gguf
 out=docs/scale/llama7b-run.txt
 {
   echo "# benchmarks/scale/run.sh $windows, $(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "# OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-(unset)}"
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$out"
 /usr/bin/time -v "$bench" prune "$model" "$dir/llama7b-pruned-f16.gguf" --windows "$windows" --seq 128 --ratio 0.2 \

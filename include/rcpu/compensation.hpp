@@ -82,6 +82,12 @@ struct CompensationOptions {
   double scale_epsilon = 0.0;
   /// SVD route and the det fix of the rotation.
   ProcrustesOptions procrustes;
+  /// Also return the full rotation Q (d_out x d_out) in Compensated::rotation when fewer columns are
+  /// kept than W has rows (k < d_out, e.g. o_proj). Q is then only determined on range(W_K), which
+  /// is all W' = Q W_K uses, and by default rcpu solves that k x k problem (ProcrustesProduct) and
+  /// forms no Q: about 0.6x the time at k = 0.8 d_out (docs/performance.md). With k >= d_out Q is
+  /// always returned.
+  bool full_rotation = false;
   /// Also compute the token inner-product distortion in the report (costs d_out^2 (k + d_in) flops).
   bool geometry = false;
 };
@@ -93,7 +99,8 @@ struct Compensated {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   Matrix weight;                    ///< d_out x k, columns in the order of the kept set
   Vector bias;                      ///< d_out, or empty when the layer had none and the method adds none
-  Matrix rotation;                  ///< Q (d_out x d_out) for rotation-based methods (rotation_ridge too), else empty
+  Matrix rotation;                  ///< Q (d_out x d_out) for rotation-based methods (rotation_ridge too) when
+                                    ///< k >= d_out or CompensationOptions::full_rotation, else empty
   double scale = 1.0;               ///< s for rotation_scale, else 1
   Eigen::VectorXd singular_values;  ///< of M, for rotation-based methods, else empty
   LayerReport report;               ///< errors before/after on the calibration statistics
@@ -268,20 +275,32 @@ inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B, double& bhb) {
 }
 
 // The Procrustes rotation of the layer (rotation, rotation_scale, rotation_bias, rotation_ridge):
-// M = Y Z^T = A W_K^T = U S V^T, Q = U V^T, with the report's rank, condition and det fix. A is freed
-// before the solve (peak memory) unless keep_a (the geometry or the ridge still needs it). False,
-// with the reason in rep.info, when the solve failed.
-inline bool layer_rotation(LayerSystem& sys, const ProcrustesOptions& popt, bool keep_a, LayerReport& rep,
-                           ProcrustesSolution<double>& pr) {
-  const Index d_out = sys.Wp.rows();
-  (void)procrustes_route(popt.method, d_out);  // refuses a size no route takes, before the work
-  Eigen::MatrixXd M(d_out, d_out);
-  gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
-  if (!keep_a) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
+// M = Y Z^T = A W_K^T = U S V^T, Q = U V^T, into QWK = Q W_K, with the report's rank, condition and
+// det fix. With k < d_out (and no full_rotation) the reduced k x k problem is solved and pr.q is not
+// Q (see solve_procrustes_product); otherwise pr.q is Q. A is consumed unless keep_a (the geometry
+// or the ridge still needs it). False, with the reason in rep.info, when the solve failed.
+inline bool layer_rotation(LayerSystem& sys, const CompensationOptions& opt, bool keep_a, LayerReport& rep,
+                           ProcrustesSolution<double>& pr, Eigen::MatrixXd& QWK, bool& full_q) {
+  const Index d_out = sys.Wp.rows(), k = sys.k;
+  full_q = k >= d_out || opt.full_rotation;
+  (void)procrustes_route(opt.procrustes.method, full_q ? d_out : k);  // refuses a size no route takes, first
   const auto t0 = std::chrono::steady_clock::now();
-  solve_procrustes<double>(M, popt, pr);
+  if (full_q) {
+    Eigen::MatrixXd M(d_out, d_out);
+    gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
+    if (!keep_a) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
+    solve_procrustes<double>(M, opt.procrustes, pr);
+    M.resize(0, 0);  // peak memory: M is not needed once Q is known
+    if (pr.info == Info::success) {
+      QWK.resize(d_out, k);
+      gemm<double>(Op::none, Op::none, 1.0, pr.q, sys.WK(), 0.0, QWK);
+    }
+  } else {
+    Eigen::MatrixXd B = keep_a ? Eigen::MatrixXd(sys.A) : std::move(sys.A);
+    solve_procrustes_product<double>(B, sys.WK(), opt.procrustes, pr, QWK);
+    pr.q.resize(0, 0);  // P of the reduced problem: not the layer's Q
+  }
   rep.seconds_procrustes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  M.resize(0, 0);  // peak memory: M is not needed once Q is known
   rep.info = pr.info;
   if (pr.info != Info::success) return false;
   rep.rank_m = numerical_rank(pr.sigma);
@@ -367,19 +386,21 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
     case Compensation::rotation_scale:
     case Compensation::rotation_bias: {
       ProcrustesSolution<double> pr;
-      if (!layer_rotation(sys, opt.procrustes, geometry, rep, pr)) break;
+      Eigen::MatrixXd QWK;
+      bool full_q = false;
+      if (!layer_rotation(sys, opt, geometry, rep, pr, QWK, full_q)) break;
       if (method == Compensation::rotation_scale) {
         const double den = sys.zz + opt.scale_epsilon;
         require(std::isfinite(den) && den > 0, "Procrustes::scale: ||Z||^2 + epsilon = " + std::to_string(den) +
                                                    " must be positive and finite");
         out.scale = pr.trace / den;
       }
-      out.weight.resize(d_out, k);
-      gemm<double>(Op::none, Op::none, out.scale, pr.q, sys.WK(), 0.0, out.weight);  // s Q W_K
+      if (out.scale != 1.0) QWK *= out.scale;
+      out.weight = std::move(QWK);  // s Q W_K
       weight_set = true;
       wgw = out.scale * out.scale * sys.zz;
       wa = out.scale * pr.trace;
-      out.rotation = std::move(pr.q);
+      if (full_q) out.rotation = std::move(pr.q);
       out.singular_values = std::move(pr.sigma);
       if (method == Compensation::rotation_bias) out.bias = b0 + Wp * st.mean(sys.perm) - out.weight * sys.muK;
       rep.scale = out.scale;
@@ -396,10 +417,10 @@ inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eige
       // The ridge whose prior is the rotated weight Q W_K (Q of the rotation, same options): A is
       // kept through the Procrustes solve, as the ridge's right-hand side.
       ProcrustesSolution<double> pr;
-      if (!layer_rotation(sys, opt.procrustes, true, rep, pr)) break;
-      Eigen::MatrixXd QWK(d_out, k);
-      gemm<double>(Op::none, Op::none, 1.0, pr.q, sys.WK(), 0.0, QWK);
-      out.rotation = std::move(pr.q);
+      Eigen::MatrixXd QWK;
+      bool full_q = false;
+      if (!layer_rotation(sys, opt, true, rep, pr, QWK, full_q)) break;
+      if (full_q) out.rotation = std::move(pr.q);
       out.singular_values = std::move(pr.sigma);
       const Eigen::Ref<const Eigen::MatrixXd> prior = QWK;
       ridge_compensate(sys, opt.lambda, &prior, geometry, out, wgw, wa);

@@ -8,6 +8,7 @@
 
 #include "detail/intrinsics.hpp"  // first: before Eigen (see there)
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -244,6 +245,76 @@ Scalar condition_number(const DenseVector<Scalar>& sigma) {
   return smin > 0 ? sigma(0) / smin : std::numeric_limits<Scalar>::infinity();
 }
 
+/// The rotation of a product, M = A W^T (A, W: d x k), applied to W: QW = Q W. With k < d, M has
+/// rank at most k and Q is only determined on range(W), which holds M's row space; the d x d
+/// problem then reduces to a k x k one through two Householder QRs, without forming M or Q:
+///   W = Q_w R_w,  B = A R_w^T = Q_b R_b,  so M = Q_b R_b Q_w^T,  Q Q_w = Q_b P,  Q W = Q_b P R_w,
+/// with P the rotation of R_b (k x k, any route). M's singular values are R_b's and d - k zeros,
+/// and tr(Q^T M) = tr(P^T R_b). The det fix never flips: the complement of range(W) is free, so a
+/// proper Q with the same Q W always exists. An M that is zero to rounding gives QW = W (Q = I).
+/// With k >= d, M is formed and solved as usual. A is consumed (it becomes B, then the QR's
+/// reflectors). out.q is P for the reduced route (k x k), Q otherwise; out.sigma has d entries.
+template <typename Scalar>
+void solve_procrustes_product(DenseMatrix<Scalar>& A, const ConstMatRef<Scalar>& W, const ProcrustesOptions& options,
+                              ProcrustesSolution<Scalar>& out, DenseMatrix<Scalar>& QW) {
+  const Index d = W.rows(), k = W.cols();
+  eigen_assert(A.rows() == d && A.cols() == k);
+  auto failed = [&] {
+    out.info = Info::no_convergence;
+    out.q.resize(0, 0);
+    QW.resize(0, 0);
+  };
+  if (k >= d) {
+    DenseMatrix<Scalar> M(d, d);
+    gemm<Scalar>(Op::none, Op::transpose, Scalar(1), A, W, Scalar(0), M);
+    A.resize(0, 0);
+    solve_procrustes<Scalar>(M, options, out);
+    if (out.info != Info::success) return failed();
+    QW.resize(d, k);
+    gemm<Scalar>(Op::none, Op::none, Scalar(1), out.q, W, Scalar(0), QW);
+    return;
+  }
+  ProcrustesOptions inner = options;
+  inner.proper_rotation = false;
+  DenseMatrix<Scalar> Rw(k, k), Rb(k, k);
+#ifdef RCPU_HAVE_LAPACKE
+  DenseMatrix<Scalar> Fw = W;
+  DenseVector<Scalar> tau_w, tau_b;
+  if (!lapack::householder_qr(Fw, tau_w)) return failed();
+  Rw = Fw.topRows(k).template triangularView<Eigen::Upper>();
+  Fw.resize(0, 0);
+  trmm_right_upper<Scalar>(Op::transpose, Rw, A);  // B = A R_w^T, in place
+  if (!lapack::householder_qr(A, tau_b)) return failed();
+  Rb = A.topRows(k).template triangularView<Eigen::Upper>();
+#else
+  {
+    Eigen::HouseholderQR<DenseMatrix<Scalar>> qw(W);
+    Rw = qw.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
+  }
+  trmm_right_upper<Scalar>(Op::transpose, Rw, A);
+  Eigen::HouseholderQR<DenseMatrix<Scalar>> qb(A);
+  A.resize(0, 0);
+  Rb = qb.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
+#endif
+  solve_procrustes<Scalar>(Rb, inner, out);
+  if (out.info != Info::success) return failed();
+  DenseVector<Scalar> sigma = DenseVector<Scalar>::Zero(d);
+  sigma.head(k) = out.sigma;
+  out.sigma = std::move(sigma);
+  if (!(out.sigma(0) > Scalar(0))) {  // M zero to rounding: every Q is optimal, keep W
+    QW = W;
+    return;
+  }
+  QW.setZero(d, k);
+  QW.topRows(k) = out.q;
+  trmm_right_upper<Scalar>(Op::none, Rw, QW.topRows(k));  // P R_w
+#ifdef RCPU_HAVE_LAPACKE
+  lapack::apply_reflectors<Scalar>(A, tau_b, k, 0, QW, false);  // Q_b [P R_w; 0]
+#else
+  QW.applyOnTheLeft(qb.householderQ());
+#endif
+}
+
 }  // namespace detail
 
 /// Solver of the orthogonal Procrustes problem, in the style of Eigen's decompositions:
@@ -360,6 +431,90 @@ class Procrustes {
   Vector m_sigma;
   Scalar m_trace = 0;
   bool m_flipped = false;
+  ProcrustesMethod m_method = ProcrustesMethod::automatic;
+  Info m_info = Info::not_computed;
+};
+
+/// The Procrustes rotation of a product, applied: Q W for the Q that maximises tr(Q^T A W^T), with
+/// A and W both d x k. This is the compensation's problem (A = W G[:,K], W = W_K): when k < d, M =
+/// A W^T has rank at most k and only Q's action on range(W) is determined, so rcpu solves a k x k
+/// problem instead of the d x d one (two QRs, no M, no Q; docs/performance.md) with the route in
+/// ProcrustesOptions::method. The result equals Procrustes(A W^T).rotation() * W wherever that is
+/// unique (M of rank k); otherwise it is another optimum.
+template <typename Scalar>
+class ProcrustesProduct {
+  RCPU_STATIC_ASSERT_SCALAR(Scalar);
+
+ public:
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  ProcrustesProduct() = default;
+
+  template <typename DerivedA, typename DerivedW>
+  ProcrustesProduct(const Eigen::MatrixBase<DerivedA>& A, const Eigen::MatrixBase<DerivedW>& W,
+                    const ProcrustesOptions& options = {}) {
+    compute(A, W, options);
+  }
+
+  /// \throws rcpu::invalid_argument if A and W differ in shape, are empty, or hold NaN/Inf.
+  template <typename DerivedA, typename DerivedW>
+  ProcrustesProduct& compute(const Eigen::MatrixBase<DerivedA>& A, const Eigen::MatrixBase<DerivedW>& W,
+                             const ProcrustesOptions& options = {}) {
+    detail::require(A.rows() >= 1 && A.cols() >= 1 && A.rows() == W.rows() && A.cols() == W.cols(),
+                    "ProcrustesProduct: A is " + detail::shape(A) + " and W is " + detail::shape(W) +
+                        ", expected two non-empty matrices of one shape (d x k)");
+    const Index d = A.rows(), k = A.cols();
+    (void)detail::procrustes_route(options.method, std::min(d, k));  // a size no route can take, before any work
+    detail::require_finite(A, "ProcrustesProduct: A");
+    detail::require_finite(W, "ProcrustesProduct: W");
+    Matrix a = A.template cast<Scalar>();
+    const detail::ConstMatRef<Scalar> w = W.template cast<Scalar>();
+    detail::ProcrustesSolution<Scalar> sol;
+    detail::solve_procrustes_product<Scalar>(a, w, options, sol, m_qw);
+    m_sigma = std::move(sol.sigma);
+    m_trace = sol.trace;
+    m_method = sol.method;
+    m_info = sol.info;
+    return *this;
+  }
+
+  Info info() const { return m_info; }
+  /// The route that solved the (reduced) problem, as Procrustes::method().
+  ProcrustesMethod method() const {
+    require_computed("method");
+    return m_method;
+  }
+  /// Q W (d x k).
+  const Matrix& rotated() const {
+    require_computed("rotated");
+    return m_qw;
+  }
+  /// Singular values of M = A W^T, decreasing (d of them).
+  const Vector& singular_values() const {
+    require_computed("singular_values");
+    return m_sigma;
+  }
+  /// The optimum tr(Q^T A W^T) = tr((Q W)^T A).
+  Scalar trace() const {
+    require_computed("trace");
+    return m_trace;
+  }
+  /// Numerical rank of M, as Procrustes::rank().
+  Index rank() const {
+    require_computed("rank");
+    return detail::numerical_rank(m_sigma);
+  }
+
+ private:
+  void require_computed(const char* what) const {
+    detail::require(m_info != Info::not_computed,
+                    std::string("ProcrustesProduct::") + what + ": compute() has not been called");
+  }
+
+  Matrix m_qw;
+  Vector m_sigma;
+  Scalar m_trace = 0;
   ProcrustesMethod m_method = ProcrustesMethod::automatic;
   Info m_info = Info::not_computed;
 };

@@ -2,11 +2,11 @@
 #ifndef RCPU_DETAIL_BLAS_HPP
 #define RCPU_DETAIL_BLAS_HPP
 
-// The two BLAS-3 kernels rcpu's hot loops are made of, GEMM and SYRK, on column-major views with a
-// unit inner stride. With RCPU_USE_BLAS they call CBLAS (OpenBLAS: multi-threaded, about 1.6x
-// Eigen's GEMM and 3x Eigen's rank update on 2 cores, docs/benchmarks.md) unless OpenBLAS runs
-// generic kernels on this CPU (kernels.hpp); otherwise Eigen's own products, with the same results
-// to rounding.
+// The BLAS-3 kernels rcpu's hot loops are made of (GEMM, SYRK, and TRMM for the product
+// Procrustes), on column-major views with a unit inner stride. With RCPU_USE_BLAS they call CBLAS
+// (OpenBLAS: multi-threaded, about 1.6x Eigen's GEMM and 3x Eigen's rank update on 2 cores,
+// docs/benchmarks.md) unless OpenBLAS runs generic kernels on this CPU (kernels.hpp); otherwise
+// Eigen's own products, with the same results to rounding.
 
 #include "intrinsics.hpp"  // first: before Eigen (see there)
 
@@ -61,6 +61,12 @@ inline void cblas_syrk_(CBLAS_TRANSPOSE t, int n, int k, float alpha, const floa
                         int ldc) {
   cblas_ssyrk(CblasColMajor, CblasLower, t, n, k, alpha, a, lda, beta, c, ldc);
 }
+inline void cblas_trmm_(CBLAS_TRANSPOSE t, int m, int n, const double* r, int ldr, double* b, int ldb) {
+  cblas_dtrmm(CblasColMajor, CblasRight, CblasUpper, t, CblasNonUnit, m, n, 1.0, r, ldr, b, ldb);
+}
+inline void cblas_trmm_(CBLAS_TRANSPOSE t, int m, int n, const float* r, int ldr, float* b, int ldb) {
+  cblas_strmm(CblasColMajor, CblasRight, CblasUpper, t, CblasNonUnit, m, n, 1.0f, r, ldr, b, ldb);
+}
 #endif
 
 /// C = alpha op(A) op(B) + beta C (beta = 0 ignores C's old contents, NaN included).
@@ -108,6 +114,27 @@ void syrk_lower(Op t, S alpha, const ConstMatRef<S>& A, S beta, MatRef<S> C) {
   if (k == 0) return;
   if (t == Op::none) C.template selfadjointView<Eigen::Lower>().rankUpdate(A, alpha);
   else C.template selfadjointView<Eigen::Lower>().rankUpdate(A.transpose(), alpha);
+}
+
+/// B <- B op(R) for an upper triangular R (square; its strictly lower triangle is not read).
+template <typename S>
+void trmm_right_upper(Op t, const ConstMatRef<S>& R, MatRef<S> B) {
+  const Index m = B.rows(), n = B.cols();
+  eigen_assert(R.rows() == n && R.cols() == n);
+  if (m == 0 || n == 0) return;
+#ifdef RCPU_HAVE_BLAS
+  if (product_kernels() == ProductKernels::blas && blas_fits(m, n, R.outerStride(), B.outerStride())) {
+    cblas_trmm_(cblas_op(t), int(m), int(n), R.data(), int(std::max<Index>(1, R.outerStride())), B.data(),
+                int(std::max<Index>(1, B.outerStride())));
+    return;
+  }
+#endif
+  DenseMatrix<S> P(m, n);
+  if (t == Op::none)
+    P.noalias() = B * R.template triangularView<Eigen::Upper>();
+  else
+    P.noalias() = B * R.template triangularView<Eigen::Upper>().transpose();
+  B = P;
 }
 
 /// Copies the strictly lower triangle of a square matrix onto its upper one.

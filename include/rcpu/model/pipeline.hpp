@@ -436,9 +436,12 @@ inline std::vector<Index> choose_heads(const Eigen::VectorXd& head_scores, const
   return kept;
 }
 
-inline int det_sign(const Eigen::MatrixXd& q) {
-  if (q.size() == 0) return 0;
-  return q.partialPivLu().determinant() < 0 ? -1 : 1;
+// Sign of det Q for the report: 0 without a rotation; +1 when Q was not formed (k < d_out: Q is free
+// on the complement of range(W_K), so a proper Q gives the same W').
+inline int det_sign(const Compensated<double>& c, Compensation method) {
+  if (!is_rotation(method)) return 0;
+  if (c.rotation.size() != 0) return rcpu::detail::determinant_sign(c.rotation);
+  return c.report.info == Info::no_convergence ? 0 : 1;  // a failed solve leaves no rotation
 }
 
 // Compensates one module: weight `W` (d x d_in) with optional bias, pruned to `cols`.
@@ -483,7 +486,7 @@ inline LlamaLayer prune_layer_once(LlamaLayer L, const DensePass& pass, const Pi
       L.wo = c.weight.cast<float>();
       if (c.has_bias()) L.bo = c.bias.cast<float>();
       out.attention = c.report;
-      out.det_attention = det_sign(c.rotation);
+      out.det_attention = det_sign(c, method);
       out.attention_pruned = true;
     }
   }
@@ -502,7 +505,7 @@ inline LlamaLayer prune_layer_once(LlamaLayer L, const DensePass& pass, const Pi
       L.w_down = c.weight.cast<float>();
       if (c.has_bias()) L.b_down = c.bias.cast<float>();
       out.mlp = c.report;
-      out.det_mlp = det_sign(c.rotation);
+      out.det_mlp = det_sign(c, method);
       out.mlp_pruned = true;
     }
   }
