@@ -223,6 +223,38 @@ TEMPLATE_TEST_CASE("the compensation gives the same W' on every route", "[fast_p
   }
 }
 
+TEST_CASE("the compensation on fewer tokens than columns takes the low-rank route and matches the full one",
+          "[fast_paths][compensation]") {
+  Rng rng(98);
+  const Eigen::Index n = 12;  // tokens: M = A W_K^T has rank <= 12
+  for (auto dims : {std::pair<Eigen::Index, Eigen::Index>{90, 90}, {60, 150}}) {  // o_proj-like, down_proj-like
+    const Eigen::Index d_out = dims.first, d_in = dims.second;
+    INFO("d_out " << d_out << ", d_in " << d_in);
+    const Eigen::MatrixXd X = rng.normal(n, d_in), W = rng.normal(d_out, d_in);
+    rcpu::Statistics<double> st(d_in);
+    st.update(X);
+    std::vector<rcpu::Index> kept;
+    for (rcpu::Index j = 0; j < d_in; ++j)
+      if (j % 5 != 2) kept.push_back(j);
+    rcpu::CompensationOptions full;
+    full.full_rotation = true;
+    for (auto c : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale}) {
+      const auto ref = rcpu::compensate(W, st, kept, c, full);
+      const auto r = rcpu::compensate(W, st, kept, c);
+      REQUIRE(r.report.info == rcpu::Info::success);
+      CHECK(ref.rotation.rows() == d_out);
+      CHECK(r.rotation.size() == 0);  // no Q formed
+      // Q W_K is not unique (rank 12 < k): the same objective, and W' = s Q W_K for an orthogonal Q.
+      CHECK(std::abs(r.report.after.relative_error - ref.report.after.relative_error) <= 1e-9);
+      CHECK(std::abs(r.scale - ref.scale) <= 1e-10 * ref.scale);
+      const Eigen::MatrixXd WK = W(Eigen::all, kept), Wp = r.weight / r.scale;
+      CHECK(rel_diff(Eigen::MatrixXd(Wp.transpose() * Wp), Eigen::MatrixXd(WK.transpose() * WK)) <= 1e-12);
+      CHECK(r.report.rank_m == n);
+      CHECK(rel_diff(r.singular_values, ref.singular_values) <= 1e-10);
+    }
+  }
+}
+
 namespace {
 
 // Q W for M = A W^T by the full route: ?gesdd's Q (d x d) times W.
@@ -281,6 +313,49 @@ TEMPLATE_TEST_CASE("ProcrustesProduct: the reduced k x k route equals the full r
   // k < d (the reduced route; 130 x 104 crosses a block of 128 reflectors), k = d and k > d (M formed).
   for (auto dk : {std::pair<Eigen::Index, Eigen::Index>{24, 19}, {130, 104}, {20, 20}, {12, 17}})
     check_product<TestType>(dk.first, dk.second);
+}
+
+TEMPLATE_TEST_CASE("ProcrustesProduct: the low-rank route (a rank bound) equals the full route",
+                   "[fast_paths][procrustes]", float, double) {
+  const bool single = std::is_same<TestType, float>::value;
+  const double t = single ? 1e-4 : 1e-10;
+  // (d, k, true rank, bound): k < d and k > d with the bound held; a bound below the true rank
+  // (the check refuses it, another route runs); a bound too large to pay (not tried).
+  struct Case {
+    Eigen::Index d, k, rank, bound;
+    bool lowrank;
+  };
+#ifdef RCPU_HAVE_LAPACKE
+  const bool lapack = true;
+#else
+  const bool lapack = false;  // the route needs LAPACK's reflector storage
+#endif
+  for (const Case c : {Case{120, 100, 10, 10, lapack}, Case{60, 90, 7, 8, lapack}, Case{120, 100, 20, 10, false},
+                       Case{60, 40, 10, 15, false}}) {
+    INFO("d = " << c.d << ", k = " << c.k << ", rank " << c.rank << ", bound " << c.bound);
+    Rng rng(140 + std::uint32_t(c.d + c.k + c.rank));
+    const Mat<TestType> W = rng.normal<TestType>(c.d, c.k);
+    // A = (W G) with G of rank `rank`, as in the compensation: spread singular values.
+    Eigen::MatrixXd F = rng.normal(c.k, c.rank);
+    for (Eigen::Index j = 0; j < c.rank; ++j) F.col(j) *= std::pow(10.0, -2.0 * double(j) / double(c.rank));
+    const Mat<TestType> A = (W.template cast<double>() * (F * F.transpose())).template cast<TestType>();
+    rcpu::Procrustes<TestType> ref;
+    (void)full_route<TestType>(A, W, ref);
+    for (PM m : routes) {
+      INFO("route " << rcpu::to_string(m));
+      rcpu::ProcrustesProduct<TestType> p(A, W, {m, false}, c.bound);
+      REQUIRE(p.info() == rcpu::Info::success);
+      CHECK(p.order() == (c.lowrank ? c.bound + 8 : std::min(c.d, c.k)));
+      const Eigen::MatrixXd QW = p.rotated().template cast<double>(), Wd = W.template cast<double>();
+      CHECK(rel_diff(Eigen::MatrixXd(QW.transpose() * QW), Eigen::MatrixXd(Wd.transpose() * Wd)) <= 10 * t);
+      const double tr = QW.cwiseProduct(A.template cast<double>()).sum();
+      CHECK(std::abs(tr - double(ref.trace())) <= t * std::abs(double(ref.trace())));
+      CHECK(std::abs(double(p.trace()) - tr) <= t * std::abs(tr));
+      CHECK(p.singular_values().size() == c.d);
+      CHECK(rel_diff(p.singular_values(), ref.singular_values()) <= 10 * t);
+      CHECK(p.rank() == ref.rank());
+    }
+  }
 }
 
 TEMPLATE_TEST_CASE("ProcrustesProduct: zero A, a zero column, bad input", "[fast_paths][procrustes]", float, double) {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -82,11 +83,14 @@ struct CompensationOptions {
   double scale_epsilon = 0.0;
   /// SVD route and the det fix of the rotation.
   ProcrustesOptions procrustes;
-  /// Also return the full rotation Q (d_out x d_out) in Compensated::rotation when fewer columns are
-  /// kept than W has rows (k < d_out, e.g. o_proj). Q is then only determined on range(W_K), which
-  /// is all W' = Q W_K uses, and by default rcpu solves that k x k problem (ProcrustesProduct) and
-  /// forms no Q: about 0.6x the time at k = 0.8 d_out (docs/performance.md). With k >= d_out Q is
-  /// always returned.
+  /// Always return the full rotation Q (d_out x d_out) in Compensated::rotation. By default rcpu
+  /// solves the smallest problem that determines W' = Q W_K (ProcrustesProduct) and forms no Q: the
+  /// k x k problem when fewer columns are kept than W has rows (k < d_out, e.g. o_proj: Q is then
+  /// only determined on range(W_K); 0.76x the full route's time at k = 0.8 d_out = 3276), and a
+  /// problem of the order of the token count when there are fewer tokens than min(d_out, k) / 2
+  /// (M's rank is at most the token count; docs/maths.md). Q is returned anyway when it is formed
+  /// (k >= d_out and many tokens). With fewer tokens than kept columns W' is not unique, and the
+  /// routes may return different optima (the same calibration error).
   bool full_rotation = false;
   /// Also compute the token inner-product distortion in the report (costs d_out^2 (k + d_in) flops).
   bool geometry = false;
@@ -99,8 +103,8 @@ struct Compensated {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   Matrix weight;                    ///< d_out x k, columns in the order of the kept set
   Vector bias;                      ///< d_out, or empty when the layer had none and the method adds none
-  Matrix rotation;                  ///< Q (d_out x d_out) for rotation-based methods (rotation_ridge too) when
-                                    ///< k >= d_out or CompensationOptions::full_rotation, else empty
+  Matrix rotation;                  ///< Q (d_out x d_out) for rotation-based methods (rotation_ridge too) when it
+                                    ///< was formed (CompensationOptions::full_rotation), else empty
   double scale = 1.0;               ///< s for rotation_scale, else 1
   Eigen::VectorXd singular_values;  ///< of M, for rotation-based methods, else empty
   LayerReport report;               ///< errors before/after on the calibration statistics
@@ -276,16 +280,15 @@ inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B, double& bhb) {
 
 // The Procrustes rotation of the layer (rotation, rotation_scale, rotation_bias, rotation_ridge):
 // M = Y Z^T = A W_K^T = U S V^T, Q = U V^T, into QWK = Q W_K, with the report's rank, condition and
-// det fix. With k < d_out (and no full_rotation) the reduced k x k problem is solved and pr.q is not
-// Q (see solve_procrustes_product); otherwise pr.q is Q. A is consumed unless keep_a (the geometry
+// det fix. Without full_rotation the product routes run (solve_procrustes_product: the k x k problem
+// when k < d_out, the low-rank one when the tokens are few) and full_q says whether pr.q is Q. A is consumed unless keep_a (the geometry
 // or the ridge still needs it). False, with the reason in rep.info, when the solve failed.
 inline bool layer_rotation(LayerSystem& sys, const CompensationOptions& opt, bool keep_a, LayerReport& rep,
                            ProcrustesSolution<double>& pr, Eigen::MatrixXd& QWK, bool& full_q) {
   const Index d_out = sys.Wp.rows(), k = sys.k;
-  full_q = k >= d_out || opt.full_rotation;
-  (void)procrustes_route(opt.procrustes.method, full_q ? d_out : k);  // refuses a size no route takes, first
+  (void)procrustes_route(opt.procrustes.method, opt.full_rotation ? d_out : std::min(d_out, k));  // first
   const auto t0 = std::chrono::steady_clock::now();
-  if (full_q) {
+  if (opt.full_rotation) {
     Eigen::MatrixXd M(d_out, d_out);
     gemm<double>(Op::none, Op::transpose, 1.0, sys.A, sys.WK(), 0.0, M);  // M = Y Z^T = A W_K^T
     if (!keep_a) sys.A.resize(0, 0);  // <W', A> = s <Q, M> from here on
@@ -296,10 +299,12 @@ inline bool layer_rotation(LayerSystem& sys, const CompensationOptions& opt, boo
       gemm<double>(Op::none, Op::none, 1.0, pr.q, sys.WK(), 0.0, QWK);
     }
   } else {
+    // A = W G[:,K] has rank at most the number of tokens: the bound of the low-rank route.
+    const Index tokens = sys.st.n < double(std::numeric_limits<Index>::max()) ? Index(sys.st.n) : 0;
     Eigen::MatrixXd B = keep_a ? Eigen::MatrixXd(sys.A) : std::move(sys.A);
-    solve_procrustes_product<double>(B, sys.WK(), opt.procrustes, pr, QWK);
-    pr.q.resize(0, 0);  // P of the reduced problem: not the layer's Q
+    solve_procrustes_product<double>(B, sys.WK(), opt.procrustes, pr, QWK, tokens);
   }
+  full_q = pr.q.rows() == d_out;  // Q itself was formed (full_rotation, or k >= d_out without the low-rank route)
   rep.seconds_procrustes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rep.info = pr.info;
   if (pr.info != Info::success) return false;

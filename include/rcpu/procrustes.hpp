@@ -85,6 +85,7 @@ struct ProcrustesSolution {
   bool flipped = false;
   ProcrustesMethod method = ProcrustesMethod::automatic;
   Info info = Info::not_computed;
+  Index order = 0;  // of the square problem solved (d, or k or r + 8 for a product's reduced routes)
 };
 
 #ifdef RCPU_HAVE_LAPACKE
@@ -200,6 +201,7 @@ void solve_procrustes(const ConstMatRef<Scalar>& M, const ProcrustesOptions& opt
       break;
   }
   out.method = used;
+  out.order = M.rows();
   out.flipped = false;
   out.sigma = std::move(f.sigma);
   if (!f.ok || !f.q.allFinite()) {
@@ -245,6 +247,71 @@ Scalar condition_number(const DenseVector<Scalar>& sigma) {
   return smin > 0 ? sigma(0) / smin : std::numeric_limits<Scalar>::infinity();
 }
 
+/// Extra probes of the low-rank route beyond the rank bound; they also check it.
+constexpr Index lowrank_probes = 8;
+
+/// The low-rank route of solve_procrustes_product, for M = A W^T (A, W: d x k) of rank at most r
+/// (e.g. A = W G[:,K] with G a Gram of r tokens), with m = r + 8 at most half of min(d, k).
+/// M's column space is sketched by m deterministic probes, Y = M Omega = A (W^T Omega), and the bound
+/// is checked a posteriori: with rank(M) <= r the last 8 columns of Y add nothing beyond the first r,
+/// so the trailing block of Y's R factor is rounding (Halko, Martinsson and Tropp, SIAM Review 2011,
+/// section 4.3). Then, with Householder QRs Y = Q_y R_y and W (Q_y^T A)^T = (Q_y^T M)^T = Q_c R_c,
+///   M = Q_y L Q_c^T with L = R_c^T (m x m),   Q = H_y diag(P, I) H_c^T,
+/// where H_y, H_c are the full orthogonal factors and P the rotation of L (any route): every such Q
+/// is optimal (tr(Q^T M) = tr(P^T L)), and Q W costs two reflector applications and products of
+/// order d k m instead of d^3. False, with nothing written, when the bound fails the check or the
+/// route does not apply (no LAPACKE); true otherwise (out.info says whether the solve succeeded).
+template <typename Scalar>
+bool solve_procrustes_lowrank(const ConstMatRef<Scalar>& A, const ConstMatRef<Scalar>& W, Index r,
+                              const ProcrustesOptions& options, ProcrustesSolution<Scalar>& out,
+                              DenseMatrix<Scalar>& QW) {
+#ifndef RCPU_HAVE_LAPACKE
+  (void)A, (void)W, (void)r, (void)options, (void)out, (void)QW;
+  return false;  // Eigen's QR keeps no LAPACK storage to apply; the other routes serve
+#else
+  const Index d = W.rows(), k = W.cols(), m = r + lowrank_probes;
+  if (r < 1 || 2 * m > std::min(d, k)) return false;
+  DenseMatrix<Scalar> T(k, m), Y(d, m);
+  gemm<Scalar>(Op::transpose, Op::none, Scalar(1), W, spread_matrix<Scalar>(d, m), Scalar(0), T);  // W^T Omega
+  gemm<Scalar>(Op::none, Op::none, Scalar(1), A, T, Scalar(0), Y);  // Y = M Omega
+  T.resize(0, 0);
+  DenseVector<Scalar> tau_y, tau_c;
+  if (!lapack::householder_qr(Y, tau_y)) return false;
+  {
+    const DenseMatrix<Scalar> Ry = Y.topRows(m).template triangularView<Eigen::Upper>();
+    const Scalar tol = Scalar(64) * std::sqrt(Scalar(d + k)) * std::numeric_limits<Scalar>::epsilon();
+    if (!(Ry.bottomRightCorner(m - r, m - r).norm() <= tol * Ry.norm())) return false;  // rank(M) > r
+  }
+  DenseMatrix<Scalar> Qy = Y, QtA(m, k), C(d, m);
+  if (!lapack::householder_thin_q(Qy, tau_y)) return false;
+  gemm<Scalar>(Op::transpose, Op::none, Scalar(1), Qy, A, Scalar(0), QtA);  // Q_y^T A
+  Qy.resize(0, 0);
+  gemm<Scalar>(Op::none, Op::transpose, Scalar(1), W, QtA, Scalar(0), C);  // (Q_y^T M)^T
+  QtA.resize(0, 0);
+  if (!lapack::householder_qr(C, tau_c)) return false;
+  const DenseMatrix<Scalar> L = C.topRows(m).template triangularView<Eigen::Upper>().transpose();
+  ProcrustesOptions inner = options;
+  inner.proper_rotation = false;  // the complement of M's range is free: a proper Q always exists
+  solve_procrustes<Scalar>(L, inner, out);
+  if (out.info != Info::success) {
+    QW.resize(0, 0);
+    return true;
+  }
+  DenseVector<Scalar> sigma = DenseVector<Scalar>::Zero(d);
+  sigma.head(m) = out.sigma;
+  out.sigma = std::move(sigma);
+  QW = W;
+  if (!(out.sigma(0) > Scalar(0))) return true;  // M zero to rounding: keep W (Q = I)
+  lapack::apply_reflectors<Scalar>(C, tau_c, m, 0, QW, true);  // H_c^T W
+  DenseMatrix<Scalar> top(m, k);
+  gemm<Scalar>(Op::none, Op::none, Scalar(1), out.q, QW.topRows(m), Scalar(0), top);
+  QW.topRows(m) = top;                                          // diag(P, I) H_c^T W
+  lapack::apply_reflectors<Scalar>(Y, tau_y, m, 0, QW, false);  // H_y diag(P, I) H_c^T W
+  out.q.resize(0, 0);
+  return true;
+#endif
+}
+
 /// The rotation of a product, M = A W^T (A, W: d x k), applied to W: QW = Q W. With k < d, M has
 /// rank at most k and Q is only determined on range(W), which holds M's row space; the d x d
 /// problem then reduces to a k x k one through two Householder QRs, without forming M or Q:
@@ -252,11 +319,13 @@ Scalar condition_number(const DenseVector<Scalar>& sigma) {
 /// with P the rotation of R_b (k x k, any route). M's singular values are R_b's and d - k zeros,
 /// and tr(Q^T M) = tr(P^T R_b). The det fix never flips: the complement of range(W) is free, so a
 /// proper Q with the same Q W always exists. An M that is zero to rounding gives QW = W (Q = I).
-/// With k >= d, M is formed and solved as usual. A is consumed (it becomes B, then the QR's
-/// reflectors). out.q is P for the reduced route (k x k), Q otherwise; out.sigma has d entries.
+/// With k >= d, M is formed and solved as usual. rank_bound > 0 promises rank(M) <= rank_bound
+/// (checked): when it is small, the low-rank route above solves a problem of that order instead.
+/// A is consumed (it becomes B, then the QR's reflectors). out.q is Q (d x d) when the route formed
+/// it (k >= d without the low-rank route), else empty; out.sigma has d entries.
 template <typename Scalar>
 void solve_procrustes_product(DenseMatrix<Scalar>& A, const ConstMatRef<Scalar>& W, const ProcrustesOptions& options,
-                              ProcrustesSolution<Scalar>& out, DenseMatrix<Scalar>& QW) {
+                              ProcrustesSolution<Scalar>& out, DenseMatrix<Scalar>& QW, Index rank_bound = 0) {
   const Index d = W.rows(), k = W.cols();
   eigen_assert(A.rows() == d && A.cols() == k);
   auto failed = [&] {
@@ -264,6 +333,10 @@ void solve_procrustes_product(DenseMatrix<Scalar>& A, const ConstMatRef<Scalar>&
     out.q.resize(0, 0);
     QW.resize(0, 0);
   };
+  if (rank_bound > 0 && solve_procrustes_lowrank<Scalar>(A, W, rank_bound, options, out, QW)) {
+    A.resize(0, 0);
+    return;
+  }
   if (k >= d) {
     DenseMatrix<Scalar> M(d, d);
     gemm<Scalar>(Op::none, Op::transpose, Scalar(1), A, W, Scalar(0), M);
@@ -303,10 +376,12 @@ void solve_procrustes_product(DenseMatrix<Scalar>& A, const ConstMatRef<Scalar>&
   out.sigma = std::move(sigma);
   if (!(out.sigma(0) > Scalar(0))) {  // M zero to rounding: every Q is optimal, keep W
     QW = W;
+    out.q.resize(0, 0);
     return;
   }
   QW.setZero(d, k);
   QW.topRows(k) = out.q;
+  out.q.resize(0, 0);
   trmm_right_upper<Scalar>(Op::none, Rw, QW.topRows(k));  // P R_w
 #ifdef RCPU_HAVE_LAPACKE
   lapack::apply_reflectors<Scalar>(A, tau_b, k, 0, QW, false);  // Q_b [P R_w; 0]
@@ -453,14 +528,16 @@ class ProcrustesProduct {
 
   template <typename DerivedA, typename DerivedW>
   ProcrustesProduct(const Eigen::MatrixBase<DerivedA>& A, const Eigen::MatrixBase<DerivedW>& W,
-                    const ProcrustesOptions& options = {}) {
-    compute(A, W, options);
+                    const ProcrustesOptions& options = {}, Index rank_bound = 0) {
+    compute(A, W, options, rank_bound);
   }
 
+  /// rank_bound > 0 says rank(A W^T) <= rank_bound, e.g. the number of tokens of the Gram inside A
+  /// (rcpu checks it, and takes the low-rank route only when it holds and is small; docs/maths.md).
   /// \throws rcpu::invalid_argument if A and W differ in shape, are empty, or hold NaN/Inf.
   template <typename DerivedA, typename DerivedW>
   ProcrustesProduct& compute(const Eigen::MatrixBase<DerivedA>& A, const Eigen::MatrixBase<DerivedW>& W,
-                             const ProcrustesOptions& options = {}) {
+                             const ProcrustesOptions& options = {}, Index rank_bound = 0) {
     detail::require(A.rows() >= 1 && A.cols() >= 1 && A.rows() == W.rows() && A.cols() == W.cols(),
                     "ProcrustesProduct: A is " + detail::shape(A) + " and W is " + detail::shape(W) +
                         ", expected two non-empty matrices of one shape (d x k)");
@@ -471,12 +548,20 @@ class ProcrustesProduct {
     Matrix a = A.template cast<Scalar>();
     const detail::ConstMatRef<Scalar> w = W.template cast<Scalar>();
     detail::ProcrustesSolution<Scalar> sol;
-    detail::solve_procrustes_product<Scalar>(a, w, options, sol, m_qw);
+    detail::solve_procrustes_product<Scalar>(a, w, options, sol, m_qw, rank_bound);
     m_sigma = std::move(sol.sigma);
     m_trace = sol.trace;
     m_method = sol.method;
+    m_order = sol.order;
     m_info = sol.info;
     return *this;
+  }
+
+  /// The order of the square Procrustes problem that was solved: d (M formed, k >= d), k (the QR
+  /// reduction, k < d) or rank_bound + 8 (the low-rank route).
+  Index order() const {
+    require_computed("order");
+    return m_order;
   }
 
   Info info() const { return m_info; }
@@ -516,6 +601,7 @@ class ProcrustesProduct {
   Vector m_sigma;
   Scalar m_trace = 0;
   ProcrustesMethod m_method = ProcrustesMethod::automatic;
+  Index m_order = 0;
   Info m_info = Info::not_computed;
 };
 

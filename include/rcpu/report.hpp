@@ -52,7 +52,9 @@ struct LayerReport {
   Index rank_m = -1;                                             ///< numerical rank of M = Y Z^T
   double condition_m = std::numeric_limits<double>::quiet_NaN();  ///< sigma_max / sigma_min of M
   bool reflection_fixed = false;                                 ///< det fix applied
-  double seconds_procrustes = 0;  ///< wall time of the SVD / polar decomposition of M (0 without one)
+  /// Wall time of the Procrustes solve: forming and decomposing M, or the QRs and the reduced problem
+  /// of the product routes, and Q W_K (0 without one).
+  double seconds_procrustes = 0;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const LayerReport& r) {

@@ -285,6 +285,19 @@ bool cholesky_solve(const ConstMatRef<S>& L, MatRef<S> B) {
                B.data(), lapack_int(std::max<Index>(1, B.outerStride()))) == 0;
 }
 
+/// The thin Q (m x k) of a Householder QR in LAPACK storage (householder_qr's F and tau), in place.
+template <typename S>
+bool householder_thin_q(DenseMatrix<S>& F, const DenseVector<S>& tau) {
+  const Index m = F.rows(), k = F.cols();
+  if (!fits(m) || k > m) return false;
+  if (k == 0) return true;
+  const lapack_int M = lapack_int(m), K = lapack_int(k), ld = std::max<lapack_int>(1, M);
+  S q = 0;
+  if (orgqr(M, K, K, F.data(), ld, tau.data(), &q, -1) != 0) return false;
+  std::vector<S> work(std::size_t(query_size(q)));
+  return orgqr(M, K, K, F.data(), ld, tau.data(), work.data(), lapack_int(work.size())) == 0;
+}
+
 /// Replaces the m x k matrix A (m >= k) by the k orthonormal columns of its thin QR.
 template <typename S>
 bool orthonormalize(DenseMatrix<S>& A) {

@@ -436,12 +436,11 @@ inline std::vector<Index> choose_heads(const Eigen::VectorXd& head_scores, const
   return kept;
 }
 
-// Sign of det Q for the report: 0 without a rotation; +1 when Q was not formed (k < d_out: Q is free
-// on the complement of range(W_K), so a proper Q gives the same W').
-inline int det_sign(const Compensated<double>& c, Compensation method) {
-  if (!is_rotation(method)) return 0;
+// Sign of det Q for the report: 0 without a rotation; +1 when Q was not formed (Q is then free on a
+// complement of M's row space, so a proper Q gives the same W').
+inline int det_sign(const Compensated<double>& c) {
   if (c.rotation.size() != 0) return rcpu::detail::determinant_sign(c.rotation);
-  return c.report.info == Info::no_convergence ? 0 : 1;  // a failed solve leaves no rotation
+  return c.singular_values.size() != 0 ? 1 : 0;  // a rotation was solved (rotation_ridge too), Q not formed
 }
 
 // Compensates one module: weight `W` (d x d_in) with optional bias, pruned to `cols`.
@@ -486,7 +485,7 @@ inline LlamaLayer prune_layer_once(LlamaLayer L, const DensePass& pass, const Pi
       L.wo = c.weight.cast<float>();
       if (c.has_bias()) L.bo = c.bias.cast<float>();
       out.attention = c.report;
-      out.det_attention = det_sign(c, method);
+      out.det_attention = det_sign(c);
       out.attention_pruned = true;
     }
   }
@@ -505,7 +504,7 @@ inline LlamaLayer prune_layer_once(LlamaLayer L, const DensePass& pass, const Pi
       L.w_down = c.weight.cast<float>();
       if (c.has_bias()) L.b_down = c.bias.cast<float>();
       out.mlp = c.report;
-      out.det_mlp = det_sign(c, method);
+      out.det_mlp = det_sign(c);
       out.mlp_pruned = true;
     }
   }
