@@ -5,7 +5,7 @@
 # and writes docs/scale/llama7b-run.txt (the tool's per-layer table, then /usr/bin/time -v's lines) and
 # docs/scale/llama7b-layers.csv. docs/scale.md discusses the figures.
 #   benchmarks/scale/run.sh [WINDOWS]
-# Dev-only (too big for CI): about 30 min on 2 cores and 40 GB of disk (the model, the output and its
+# Dev-only (too big for CI): about 20 min on 2 cores and 40 GB of disk (the model, the output and its
 # spool); run it on a quiet machine. The tool refuses, before writing, when the disk lacks the space.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -255,6 +255,7 @@ struct LayerSystem {
 // G_KK + lambda I is not positive definite (B is then unchanged). Also returns
 // bhb = <W', B> = tr(B H^{-1} B^T) = ||B L^{-T}||_F^2, read between the two triangular solves, so
 // that the report does not need a copy of B.
+template <int = 0>  // a template: instantiated only where used (see compensate_impl)
 inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B, double& bhb) {
 #if defined(RCPU_HAVE_LAPACKE) && defined(RCPU_HAVE_BLAS)
   if (lapack::cholesky_lower<double>(H) && blas_fits(B.rows(), B.cols(), H.rows())) {
@@ -283,6 +284,7 @@ inline bool ridge_solve(Eigen::MatrixXd& H, Eigen::MatrixXd& B, double& bhb) {
 // det fix. Without full_rotation the product routes run (solve_procrustes_product: the k x k problem
 // when k < d_out, the low-rank one when the tokens are few) and full_q says whether pr.q is Q. A is consumed unless keep_a (the geometry
 // or the ridge still needs it). False, with the reason in rep.info, when the solve failed.
+template <int = 0>  // a template: instantiated only where used (see compensate_impl)
 inline bool layer_rotation(LayerSystem& sys, const CompensationOptions& opt, bool keep_a, LayerReport& rep,
                            ProcrustesSolution<double>& pr, Eigen::MatrixXd& QWK, bool& full_q) {
   const Index d_out = sys.Wp.rows(), k = sys.k;
@@ -319,6 +321,7 @@ inline bool layer_rotation(LayerSystem& sys, const CompensationOptions& opt, boo
 //   W' = (A + lambda P)(G_KK + lambda I)^-1,
 // into out.weight, with wgw = tr(W' G_KK W'^T) and wa = <W', A> for the report. A becomes the
 // right-hand side (peak memory: no copy) unless keep_a (the geometry still needs it).
+template <int = 0>  // a template: instantiated only where used (see compensate_impl)
 inline void ridge_compensate(LayerSystem& sys, double lam, const Eigen::Ref<const Eigen::MatrixXd>* prior, bool keep_a,
                              Compensated<double>& out, double& wgw, double& wa) {
   const Eigen::MatrixXd& G = *sys.st.gram;
@@ -354,6 +357,10 @@ inline void ridge_compensate(LayerSystem& sys, double lam, const Eigen::Ref<cons
   wgw = bhb - lam * out.weight.squaredNorm();
 }
 
+// A template on nothing: a plain inline function's body is instantiated (all of Procrustes<double>, the
+// solvers) in every translation unit that includes this header, about 15 s of g++ per unit; a template's
+// only where compensate() is called.
+template <int = 0>
 inline Compensated<double> compensate_impl(const Eigen::MatrixXd& Wp, const Eigen::VectorXd& b, bool has_bias,
                                            const StatsView& st, const std::vector<Index>& K, Compensation method,
                                            const CompensationOptions& opt) {

@@ -25,7 +25,12 @@
 namespace rcpu {
 namespace reference {
 
+// Both functions are templates on nothing (call them as plain functions): a plain inline function's body
+// would be instantiated in every translation unit that includes rcpu/rcpu.hpp (about 20 s of g++ each);
+// a template's only where it is called.
+
 /// Compares dense outputs Y with Y' (d_out x N each), exactly as OutputComparison defines it.
+template <int = 0>
 inline OutputComparison compare_outputs(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& Yp) {
   OutputComparison c;
   c.relative_error = (Y - Yp).norm() / Y.norm();
@@ -38,6 +43,7 @@ inline OutputComparison compare_outputs(const Eigen::MatrixXd& Y, const Eigen::M
 
 /// compensate() computed from raw activations X (N x d_in, rows = tokens). `bias` may be empty (no
 /// bias). Same result type and conventions; the report's figures come from the explicit outputs.
+template <int = 0>
 inline Compensated<double> compensate(const Eigen::MatrixXd& W, const Eigen::VectorXd& bias, const Eigen::MatrixXd& X,
                                       const std::vector<Index>& kept, Compensation method,
                                       const CompensationOptions& opt = {}) {

@@ -11,14 +11,16 @@ function(run)
 endfunction()
 
 set(consumer_src ${CMAKE_CURRENT_LIST_DIR}/${MODE})
-set(common_args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug)  # Debug: these check that it builds, -O0 compiles fastest
+# Debug without -g: these check that it builds, and -O0 without debug information compiles fastest.
+set(common_args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O0")
 
 if(MODE STREQUAL "installed")
   set(prefix ${WORK_DIR}/prefix)
   run(${CMAKE_COMMAND} -S ${RCPU_SOURCE_DIR} -B ${WORK_DIR}/rcpu-build ${common_args}
       -DRCPU_BUILD_TESTS=OFF -DRCPU_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX=${prefix})
   run(${CMAKE_COMMAND} --install ${WORK_DIR}/rcpu-build)
-  run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/build ${common_args} -DCMAKE_PREFIX_PATH=${prefix})
+  run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/build ${common_args} -DCMAKE_PREFIX_PATH=${prefix}
+      -DWITH_MPI=${WITH_MPI})
 elseif(MODE STREQUAL "subdirectory")
   run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/build ${common_args} -DRCPU_DIR=${RCPU_SOURCE_DIR})
 elseif(MODE STREQUAL "copy")

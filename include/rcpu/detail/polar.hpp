@@ -327,6 +327,7 @@ bool polar_newton(const ConstMatRef<S>& M, PolarFactor<S>& out) {
 
 #ifdef RCPU_HAVE_LAPACKE
 /// Mixed precision: float eigen-decomposition of M^T M refined in double, then polar_eig's assembly.
+template <int = 0>  // instantiated only where used (a plain inline function would be in every unit)
 inline bool polar_mixed(const ConstMatRef<double>& M, PolarFactor<double>& out) {
   const Index n = M.rows();
   DenseMatrix<double> A(n, n);
