@@ -13,6 +13,7 @@ pkgs=(
   libopenblas-dev liblapacke-dev           # optional BLAS/LAPACK fast paths and benchmark baselines
   python3-numpy python3-scipy              # outside-reference script tests/reference/make_reference.py
   python3-venv                             # the venv with PyPI gguf that scripts/test.sh makes (export tests)
+  python3-dev python3-pytest               # the Python module (python/: headers) and its tests (tests/python)
   openmpi-bin libopenmpi-dev               # optional rcpu/mpi.hpp (statistics all-reduced across processes)
   time                                     # /usr/bin/time -v: peak memory in benchmarks/scale/run.sh
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds rcpu's tests and runs them with CTest. Installs missing Debian packages first.
 #   scripts/test.sh             g++, -Werror, all tests (the three consumer projects, a smoke run of each
-#                               benchmark), and the -march=x86-64-v4 compile check (nothing of it runs)
+#                               benchmark, the Python module's pytest), and the -march=x86-64-v4 compile
+#                               check (nothing of it runs)
 #   scripts/test.sh clang       clang++, -Werror
 #   scripts/test.sh asan        g++ with AddressSanitizer + UndefinedBehaviorSanitizer
 #   scripts/test.sh clang-asan  clang++, -Werror, with AddressSanitizer + UndefinedBehaviorSanitizer: every
@@ -27,6 +28,17 @@ if ! "$pyenv/bin/python" -c 'import gguf' 2>/dev/null; then
     echo "scripts/test.sh: could not install PyPI gguf into $pyenv; its check will be skipped" >&2
 fi
 export RCPU_GGUF_PYTHON="$pyenv/bin/python"
+# PyPI nanobind 3.1.0 in the same venv: the gcc variant then builds the Python module (python/) and
+# CTest's python_tests runs pytest on it (Debian's python3-pytest). Without PyPI it is left out, said here.
+python_cfg=()
+if [ "$variant" = gcc ]; then
+  "$pyenv/bin/python" -c 'import nanobind' 2>/dev/null ||
+    "$pyenv/bin/python" -m pip install --quiet --no-deps nanobind==3.1.0 ||
+    echo "scripts/test.sh: could not install PyPI nanobind into $pyenv; the Python module is not built" >&2
+  if "$pyenv/bin/python" -c 'import nanobind' 2>/dev/null; then
+    python_cfg=(-DRCPU_BUILD_PYTHON=ON "-DPython_EXECUTABLE=$pyenv/bin/python")
+  fi
+fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 common=(-DRCPU_BUILD_TESTS=ON -DRCPU_BUILD_EXAMPLES=ON -DRCPU_WARNINGS_AS_ERRORS=ON)
@@ -59,7 +71,7 @@ if command -v ninja >/dev/null && { [ ! -f "$build/CMakeCache.txt" ] || grep -q 
 fi
 # The compiler goes in through CXX (read on the first configure only): passing CMAKE_CXX_COMPILER to an
 # existing tree that spells it differently makes CMake wipe its cache, build type included.
-CXX=$cxx cmake -S . -B "$build" "${common[@]}" "${cfg[@]}"
+CXX=$cxx cmake -S . -B "$build" "${common[@]}" "${cfg[@]}" ${python_cfg[@]+"${python_cfg[@]}"}
 cmake --build "$build" -j "$jobs" ${targets[@]+--target "${targets[@]}"}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir "$build" -j "$jobs" --output-on-failure "${ctest_args[@]}" "$@"

@@ -390,6 +390,62 @@ void solve_procrustes_product(DenseMatrix<Scalar>& A, const ConstMatRef<Scalar>&
 #endif
 }
 
+// What every CPU Procrustes solver reports about M (Procrustes, ProcrustesProduct): its singular
+// values, the optimum, the route, the outcome. Derived::class_name names the class in messages.
+template <typename Scalar, typename Derived>
+class ProcrustesReport {
+ public:
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  Info info() const { return m_info; }
+
+  /// The route that produced the result: options.method, with automatic resolved, and the
+  /// fallbacks applied (newton on a singular M and mixed in float give polar_eig; lapack_gesdd
+  /// without LAPACKE gives bdc_svd).
+  ProcrustesMethod method() const {
+    require_computed("method");
+    return m_method;
+  }
+  /// Singular values of M, decreasing.
+  const Vector& singular_values() const {
+    require_computed("singular_values");
+    return m_sigma;
+  }
+  /// The optimum tr(Q^T M) (computed as such): the sum of the singular values, minus twice the
+  /// smallest when the reflection was fixed.
+  Scalar trace() const {
+    require_computed("trace");
+    return m_trace;
+  }
+  /// Numerical rank of M: singular values above max(d * eps * sigma_max, tiny).
+  Index rank() const {
+    require_computed("rank");
+    return numerical_rank(m_sigma);
+  }
+  /// sigma_max / sigma_min of M (infinity when M is singular).
+  Scalar condition() const {
+    require_computed("condition");
+    return condition_number(m_sigma);
+  }
+
+ protected:
+  void require_computed(const char* what) const {
+    require(m_info != Info::not_computed, std::string(Derived::class_name) + "::" + what + ": compute() has not been called");
+  }
+  // Moves the shared part out of a solution.
+  void take_report(ProcrustesSolution<Scalar>& sol) {
+    m_sigma = std::move(sol.sigma);
+    m_trace = sol.trace;
+    m_method = sol.method;
+    m_info = sol.info;
+  }
+
+  Vector m_sigma;
+  Scalar m_trace = 0;
+  ProcrustesMethod m_method = ProcrustesMethod::automatic;
+  Info m_info = Info::not_computed;
+};
+
 }  // namespace detail
 
 /// Solver of the orthogonal Procrustes problem, in the style of Eigen's decompositions:
@@ -398,8 +454,14 @@ void solve_procrustes_product(DenseMatrix<Scalar>& A, const ConstMatRef<Scalar>&
 /// Rank-deficient M (e.g. o_proj with k kept columns < d_out) is fine: Q is then not unique, but Q
 /// applied to any vector in M's row space is, which is all the compensation W_K <- Q W_K uses.
 template <typename Scalar>
-class Procrustes {
+class Procrustes : public detail::ProcrustesReport<Scalar, Procrustes<Scalar>> {
   RCPU_STATIC_ASSERT_SCALAR(Scalar);
+  using Base = detail::ProcrustesReport<Scalar, Procrustes<Scalar>>;
+  friend Base;
+  static constexpr const char* class_name = "Procrustes";
+  using Base::m_info;
+  using Base::m_trace;
+  using Base::require_computed;
 
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
@@ -425,11 +487,8 @@ class Procrustes {
     detail::ProcrustesSolution<Scalar> sol;
     detail::solve_procrustes<Scalar>(Ms, options, sol);
     m_q = std::move(sol.q);
-    m_sigma = std::move(sol.sigma);
-    m_trace = sol.trace;
     m_flipped = sol.flipped;
-    m_method = sol.method;
-    m_info = sol.info;
+    this->take_report(sol);
     return *this;
   }
 
@@ -445,31 +504,12 @@ class Procrustes {
     return compute(M, options);
   }
 
-  Info info() const { return m_info; }
-
-  /// The route that produced the result: options.method, with automatic resolved, and the
-  /// fallbacks applied (newton on a singular M and mixed in float give polar_eig; lapack_gesdd
-  /// without LAPACKE gives bdc_svd).
-  ProcrustesMethod method() const {
-    require_computed("method");
-    return m_method;
-  }
+  // info(), method(), singular_values(), trace(), rank(), condition(): detail::ProcrustesReport.
 
   /// The orthogonal (or, with proper_rotation, special orthogonal) Q, d x d.
   const Matrix& rotation() const {
     require_computed("rotation");
     return m_q;
-  }
-  /// Singular values of M, decreasing.
-  const Vector& singular_values() const {
-    require_computed("singular_values");
-    return m_sigma;
-  }
-  /// The optimum tr(Q^T M) (computed as such): the sum of the singular values, minus twice the
-  /// smallest when the reflection was fixed.
-  Scalar trace() const {
-    require_computed("trace");
-    return m_trace;
   }
   /// Whether proper_rotation flipped the last singular pair.
   bool reflection_fixed() const {
@@ -485,29 +525,10 @@ class Procrustes {
                                                        " must be positive and finite");
     return m_trace / den;
   }
-  /// Numerical rank of M: singular values above max(d * eps * sigma_max, tiny).
-  Index rank() const {
-    require_computed("rank");
-    return detail::numerical_rank(m_sigma);
-  }
-  /// sigma_max / sigma_min of M (infinity when M is singular).
-  Scalar condition() const {
-    require_computed("condition");
-    return detail::condition_number(m_sigma);
-  }
 
  private:
-  void require_computed(const char* what) const {
-    detail::require(m_info != Info::not_computed,
-                    std::string("Procrustes::") + what + ": compute() has not been called");
-  }
-
   Matrix m_q;
-  Vector m_sigma;
-  Scalar m_trace = 0;
   bool m_flipped = false;
-  ProcrustesMethod m_method = ProcrustesMethod::automatic;
-  Info m_info = Info::not_computed;
 };
 
 /// The Procrustes rotation of a product, applied: Q W for the Q that maximises tr(Q^T A W^T), with
@@ -517,8 +538,12 @@ class Procrustes {
 /// ProcrustesOptions::method. The result equals Procrustes(A W^T).rotation() * W wherever that is
 /// unique (M of rank k); otherwise it is another optimum.
 template <typename Scalar>
-class ProcrustesProduct {
+class ProcrustesProduct : public detail::ProcrustesReport<Scalar, ProcrustesProduct<Scalar>> {
   RCPU_STATIC_ASSERT_SCALAR(Scalar);
+  using Base = detail::ProcrustesReport<Scalar, ProcrustesProduct<Scalar>>;
+  friend Base;
+  static constexpr const char* class_name = "ProcrustesProduct";
+  using Base::require_computed;
 
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
@@ -549,11 +574,8 @@ class ProcrustesProduct {
     const detail::ConstMatRef<Scalar> w = W.template cast<Scalar>();
     detail::ProcrustesSolution<Scalar> sol;
     detail::solve_procrustes_product<Scalar>(a, w, options, sol, m_qw, rank_bound);
-    m_sigma = std::move(sol.sigma);
-    m_trace = sol.trace;
-    m_method = sol.method;
     m_order = sol.order;
-    m_info = sol.info;
+    this->take_report(sol);
     return *this;
   }
 
@@ -564,45 +586,18 @@ class ProcrustesProduct {
     return m_order;
   }
 
-  Info info() const { return m_info; }
-  /// The route that solved the (reduced) problem, as Procrustes::method().
-  ProcrustesMethod method() const {
-    require_computed("method");
-    return m_method;
-  }
+  // info(), method() (the route of the reduced problem), singular_values() (of M = A W^T, d of them),
+  // trace() (tr(Q^T A W^T) = tr((Q W)^T A)), rank(), condition(): detail::ProcrustesReport.
+
   /// Q W (d x k).
   const Matrix& rotated() const {
     require_computed("rotated");
     return m_qw;
   }
-  /// Singular values of M = A W^T, decreasing (d of them).
-  const Vector& singular_values() const {
-    require_computed("singular_values");
-    return m_sigma;
-  }
-  /// The optimum tr(Q^T A W^T) = tr((Q W)^T A).
-  Scalar trace() const {
-    require_computed("trace");
-    return m_trace;
-  }
-  /// Numerical rank of M, as Procrustes::rank().
-  Index rank() const {
-    require_computed("rank");
-    return detail::numerical_rank(m_sigma);
-  }
 
  private:
-  void require_computed(const char* what) const {
-    detail::require(m_info != Info::not_computed,
-                    std::string("ProcrustesProduct::") + what + ": compute() has not been called");
-  }
-
   Matrix m_qw;
-  Vector m_sigma;
-  Scalar m_trace = 0;
-  ProcrustesMethod m_method = ProcrustesMethod::automatic;
   Index m_order = 0;
-  Info m_info = Info::not_computed;
 };
 
 /// Convenience: the Procrustes rotation Q of M. \throws rcpu::invalid_argument as Procrustes::compute,
