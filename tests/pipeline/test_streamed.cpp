@@ -7,7 +7,7 @@
 // one run, dense statistics and FLAP's allocation. Also: a failure leaves no file and no spool.
 //
 // Usage: test_streamed [MODEL [WINDOWS]]: stories260K (default) with every configuration, or another
-// model (SmolLM2: tests/pipeline/CMakeLists.txt) with the rotation (F32, Q8_0 and F16 files) on WINDOWS windows
+// model (SmolLM2: tests/pipeline/CMakeLists.txt) with the rotation (Q8_0 and F16 files) on WINDOWS windows
 // of 128 tokens (default 8). Prints "SKIPPED: ..." and returns 77 (CTest: skipped) when the model or
 // the text is absent. The data folder is RCPU_DATA_DIR if set, else ../shared/data.
 #include <cmath>
@@ -149,8 +149,9 @@ int main(int argc, char** argv) {
     q8.type = rcpu::io::GgmlType::q8_0;
     f16.type = rcpu::io::GgmlType::f16;
     std::vector<Case> cases;
-    // Another model (SmolLM2, in CI): the rotation only, written in all three types at once (CI time).
-    if (other_model) cases.push_back({"rotation-20", opts(0.2, rcpu::Compensation::rotation), {f32, q8, f16}});
+    // Another model (SmolLM2, in CI): the rotation only, to Q8_0 and F16 at once (CI time: F32, a
+    // plain copy of the floats, is checked on stories260K and would add two 540 MB files).
+    if (other_model) cases.push_back({"rotation-20", opts(0.2, rcpu::Compensation::rotation), {q8, f16}});
     if (!other_model) {
       cases.push_back({"rotation-20", opts(0.2, rcpu::Compensation::rotation), {f32, q8}});
       cases.push_back({"ridge-30", opts(0.3, rcpu::Compensation::proximal_ridge), {f16}});
