@@ -68,9 +68,6 @@ Kind kind_of(const Array& a, const char* name) {
        " bits) is not float16, bfloat16, float32 or float64");
 }
 
-// A 2-D array as an Eigen map with its own strides (elements), any order, no copy.
-template <typename T>
-using Map2 = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>>;
 template <typename T>
 using Map1 = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>, 0, Eigen::InnerStride<Eigen::Dynamic>>;
 
@@ -80,25 +77,46 @@ void require_ndim(const Array& a, std::size_t nd, const char* name) {
 }
 
 template <typename T>
-Map2<T> map2(const Array& a) {
-  const Index r = Index(a.shape(0)), c = Index(a.shape(1));
-  // Eigen's column-major map: inner stride between rows of a column, outer between columns.
-  return Map2<T>(static_cast<const T*>(a.data()), r, c,
-                 Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(Index(a.stride(1)), Index(a.stride(0))));
-}
-
-template <typename T>
 Map1<T> map1(const Array& a) {
   return Map1<T>(static_cast<const T*>(a.data()), Index(a.shape(0)), Eigen::InnerStride<Eigen::Dynamic>(Index(a.stride(0))));
 }
 
-// A matrix argument of float32 or float64 (W, M): 2-D, finite values are checked by rcpu.
+// A 2-D block BLAS can read where it lies (strides in elements): unit stride along rows and a pitch of
+// at least a row (C order, or rows sliced out of it), or the same along columns (Fortran order).
+// Broadcast (stride 0), reversed (negative) and overlapping views are neither.
+bool row_major_block(const Array& a) {
+  return (a.shape(1) <= 1 || a.stride(1) == 1) && (a.shape(0) <= 1 || a.stride(0) >= std::int64_t(a.shape(1)));
+}
+bool col_major_block(const Array& a) {
+  return (a.shape(0) <= 1 || a.stride(0) == 1) && (a.shape(1) <= 1 || a.stride(1) >= std::int64_t(a.shape(0)));
+}
+bool blas_block(const Array& a) { return a.shape(0) == 0 || a.shape(1) == 0 || row_major_block(a) || col_major_block(a); }
+
+// A matrix argument (W, M) as Eigen::Ref<const Matrix<T>>: in place when Fortran-ordered, else one
+// copy (any strides, read element by element; W is small next to what is done with it).
+template <typename T, typename Fn>
+auto matrix_as(const Array& a, Fn&& fn) {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  const Index r = Index(a.shape(0)), c = Index(a.shape(1));
+  const T* p = static_cast<const T*>(a.data());
+  if (r > 0 && c > 0 && col_major_block(a)) {
+    const Eigen::Map<const M, 0, Eigen::OuterStride<>> m(p, r, c, Eigen::OuterStride<>(c <= 1 ? r : Index(a.stride(1))));
+    return fn(Eigen::Ref<const M>(m));
+  }
+  M copy(r, c);
+  const Index s0 = Index(a.stride(0)), s1 = Index(a.stride(1));
+  for (Index j = 0; j < c; ++j)
+    for (Index i = 0; i < r; ++i) copy(i, j) = p[i * s0 + j * s1];
+  return fn(Eigen::Ref<const M>(copy));
+}
+
+// A matrix argument of float32 or float64 (W, M): 2-D; finite values are checked by rcpu.
 template <typename Fn>
 auto with_matrix(const Array& a, const char* name, Fn&& fn) {
   require_ndim(a, 2, name);
   switch (kind_of(a, name)) {
-    case Kind::f32: return fn(map2<float>(a));
-    case Kind::f64: return fn(map2<double>(a));
+    case Kind::f32: return matrix_as<float>(a, fn);
+    case Kind::f64: return matrix_as<double>(a, fn);
     default:
       fail(std::string(name) + " is " + kind_name(kind_of(a, name)) + ": pass float32 or float64 (e.g. W.float())");
   }
@@ -142,6 +160,25 @@ float bf16_to_float(std::uint16_t h) {
   return f;
 }
 
+// The first non-finite value of a 2-D array (row, column), or (-1, -1): checked before a widened update
+// so that the chunks can go straight into the statistics (nothing else can fail once the block is finite).
+std::pair<Index, Index> first_non_finite(const Array& a, Kind k) {
+  const Index r = Index(a.shape(0)), c = Index(a.shape(1)), s0 = Index(a.stride(0)), s1 = Index(a.stride(1));
+  for (Index i = 0; i < r; ++i)
+    for (Index j = 0; j < c; ++j) {
+      const Index off = i * s0 + j * s1;
+      bool finite = true;
+      switch (k) {
+        case Kind::f16: finite = (static_cast<const std::uint16_t*>(a.data())[off] & 0x7c00u) != 0x7c00u; break;
+        case Kind::bf16: finite = (static_cast<const std::uint16_t*>(a.data())[off] & 0x7f80u) != 0x7f80u; break;
+        case Kind::f32: finite = std::isfinite(static_cast<const float*>(a.data())[off]); break;
+        case Kind::f64: finite = std::isfinite(static_cast<const double*>(a.data())[off]); break;
+      }
+      if (!finite) return {i, j};
+    }
+  return {-1, -1};
+}
+
 // Rows [r0, r0 + nr) of a 2-D array of any supported dtype, widened to T.
 template <typename T>
 void widen_rows(const Array& a, Kind k, Index r0, Index nr, Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& out) {
@@ -158,12 +195,6 @@ void widen_rows(const Array& a, Kind k, Index r0, Index nr, Eigen::Matrix<T, Eig
       }
     }
 }
-
-// A 2-D block BLAS can read where it lies: unit stride along rows (C order, any row pitch: x[:n] of a
-// C-ordered array) or along columns (Fortran order).
-bool row_major_block(const Array& a) { return a.shape(1) <= 1 || a.stride(1) == 1; }
-bool col_major_block(const Array& a) { return a.shape(0) <= 1 || a.stride(0) == 1; }
-bool blas_block(const Array& a) { return row_major_block(a) || col_major_block(a); }
 
 // fn(map) with a map of unit inner stride (known at compile time) and the array's pitch.
 template <typename T, typename Fn>
@@ -185,7 +216,7 @@ class PyStatistics {
  public:
   PyStatistics(Index channels, bool gram, std::optional<std::string> dtype) : m_channels(channels), m_gram(gram) {
     if (channels < 0) fail("Statistics: channels = " + std::to_string(channels) + " must be >= 0");
-    if (dtype) set_kind(parse_dtype(*dtype));
+    if (dtype) m_stats = make(parse_dtype(*dtype));
   }
   PyStatistics(rcpu::Statistics<float>&& s) : m_channels(s.channels()), m_gram(s.has_gram()), m_stats(std::move(s)) {}
   PyStatistics(rcpu::Statistics<double>&& s) : m_channels(s.channels()), m_gram(s.has_gram()), m_stats(std::move(s)) {}
@@ -208,42 +239,54 @@ class PyStatistics {
       fail("Statistics.update: x has shape " + shape_of(x) + " but the statistics have " + std::to_string(m_channels) +
            " channels (x: tokens x channels)");
     if (!blas_block(x))
-      fail("Statistics.update: x of shape " + shape_of(x) + " is a view with no unit stride (strides " +
+      fail("Statistics.update: x of shape " + shape_of(x) + " is a broadcast, reversed or strided view (strides " +
            std::to_string(x.stride(0)) + ", " + std::to_string(x.stride(1)) +
            " elements); pass numpy.ascontiguousarray(x) or x.contiguous()");
-    if (std::holds_alternative<std::monostate>(m_stats)) set_kind(k == Kind::f64 ? Kind::f64 : Kind::f32);
-    if (k == Kind::f64 && std::holds_alternative<rcpu::Statistics<float>>(m_stats))
+    // Statistics without a dtype yet get one only if this first block goes in.
+    const bool unset = std::holds_alternative<std::monostate>(m_stats);
+    Variant fresh;
+    Variant& target = unset ? fresh : m_stats;
+    if (unset) fresh = make(k == Kind::f64 ? Kind::f64 : Kind::f32);
+    if (k == Kind::f64 && std::holds_alternative<rcpu::Statistics<float>>(target))
       fail("Statistics.update: x is float64 but these statistics take float32 blocks (narrowing would round the "
            "data); make them with dtype='float64' or pass x.astype(numpy.float32)");
-    nb::gil_scoped_release release;
-    std::visit(
-        [&](auto& st) {
-          using St = std::decay_t<decltype(st)>;
-          if constexpr (!std::is_same_v<St, std::monostate>) {
-            using T = typename St::InputScalar;
-            if ((k == Kind::f32 && std::is_same_v<T, float>) || (k == Kind::f64 && std::is_same_v<T, double>)) {
-              with_block<T>(x, [&](const auto& xm) { st.update(xm); });  // where the block lies: no copy
-              return;
+    {
+      nb::gil_scoped_release release;
+      std::visit(
+          [&](auto& st) {
+            using St = std::decay_t<decltype(st)>;
+            if constexpr (!std::is_same_v<St, std::monostate>) {
+              using T = typename St::InputScalar;
+              if ((k == Kind::f32 && std::is_same_v<T, float>) || (k == Kind::f64 && std::is_same_v<T, double>)) {
+                with_block<T>(x, [&](const auto& xm) { st.update(xm); });  // where the block lies: no copy
+                return;
+              }
+              // Widened in chunks of chunk_rows rows, straight into the statistics: the block is checked
+              // first, so no chunk can fail after another went in.
+              const auto bad = first_non_finite(x, k);
+              if (bad.first >= 0)
+                fail("Statistics.update: x holds NaN or Inf at row " + std::to_string(bad.first) + ", column " +
+                     std::to_string(bad.second) + " (x is " + shape_of(x) + ", " + kind_name(k) + ")");
+              Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> chunk;
+              const Index n = Index(x.shape(0));
+              for (Index r0 = 0; r0 < n; r0 += St::chunk_rows) {
+                widen_rows<T>(x, k, r0, std::min<Index>(St::chunk_rows, n - r0), chunk);
+                st.update(chunk);
+              }
             }
-            // Widened in chunks. All chunks go into a copy first, so that a NaN in the last chunk
-            // leaves the statistics as they were (rcpu's rule: nothing is modified on error).
-            St next = st;
-            Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> chunk;
-            const Index n = Index(x.shape(0));
-            for (Index r0 = 0; r0 < n; r0 += St::chunk_rows) {
-              widen_rows<T>(x, k, r0, std::min<Index>(St::chunk_rows, n - r0), chunk);
-              next.update(chunk);
-            }
-            st = std::move(next);
-          }
-        },
-        m_stats);
+          },
+          target);
+    }
+    if (unset) m_stats = std::move(fresh);
   }
 
   void merge(const PyStatistics& other) {
     if (other.m_channels != m_channels)
       fail("Statistics.merge: other has " + std::to_string(other.m_channels) + " channels, these have " +
            std::to_string(m_channels));
+    if (other.m_gram != m_gram)
+      fail(std::string("Statistics.merge: other has gram=") + (other.m_gram ? "True" : "False") + ", these have gram=" +
+           (m_gram ? "True" : "False"));
     if (std::holds_alternative<std::monostate>(other.m_stats)) return;
     if (std::holds_alternative<std::monostate>(m_stats)) {
       *this = other;
@@ -260,29 +303,29 @@ class PyStatistics {
         m_stats);
   }
 
+  // fn(the C++ statistics). Before the first block: empty float32 statistics, so that rcpu itself says
+  // what is missing; they hold a (zero) d x d Gram only when with_gram asks (the gram accessor).
   template <typename Fn>
-  auto visit(Fn&& fn) const {
+  auto visit(Fn&& fn, bool with_gram = false) const {
     if (std::holds_alternative<rcpu::Statistics<double>>(m_stats)) return fn(std::get<rcpu::Statistics<double>>(m_stats));
     if (std::holds_alternative<rcpu::Statistics<float>>(m_stats)) return fn(std::get<rcpu::Statistics<float>>(m_stats));
-    // No block yet: empty float32 statistics, so that rcpu itself reports what is missing.
-    return fn(rcpu::Statistics<float>(m_channels, m_gram ? rcpu::GramMode::full : rcpu::GramMode::diagonal));
+    return fn(rcpu::Statistics<float>(m_channels, m_gram && with_gram ? rcpu::GramMode::full : rcpu::GramMode::diagonal));
   }
 
   Index channels() const { return m_channels; }
   bool has_gram() const { return m_gram; }
 
  private:
-  void set_kind(Kind k) {
+  using Variant = std::variant<std::monostate, rcpu::Statistics<float>, rcpu::Statistics<double>>;
+  Variant make(Kind k) const {
     const auto mode = m_gram ? rcpu::GramMode::full : rcpu::GramMode::diagonal;
-    if (k == Kind::f64)
-      m_stats = rcpu::Statistics<double>(m_channels, mode);
-    else
-      m_stats = rcpu::Statistics<float>(m_channels, mode);
+    if (k == Kind::f64) return rcpu::Statistics<double>(m_channels, mode);
+    return rcpu::Statistics<float>(m_channels, mode);
   }
 
   Index m_channels = 0;
   bool m_gram = true;
-  std::variant<std::monostate, rcpu::Statistics<float>, rcpu::Statistics<double>> m_stats;
+  Variant m_stats;
 };
 
 // The Python view of a compensated / pruned layer: numpy arrays and plain values.
@@ -368,8 +411,9 @@ NB_MODULE(_rcpu, m) {
       .def_ro("bias", &PyLayer::bias)
       .def_ro("rotation", &PyLayer::rotation)
       .def_ro("scale", &PyLayer::scale)
-      .def_ro("singular_values", &PyLayer::singular_values)
-      .def_ro("unit_scores", &PyLayer::unit_scores)
+      // Copies: def_ro would hand out writable views into the object.
+      .def_prop_ro("singular_values", [](const PyLayer& p) { return Eigen::VectorXd(p.singular_values); })
+      .def_prop_ro("unit_scores", [](const PyLayer& p) { return Eigen::VectorXd(p.unit_scores); })
       .def_ro("kept_units", &PyLayer::kept_units)
       .def_ro("kept_columns", &PyLayer::kept_columns)
       .def_ro("report", &PyLayer::report);
@@ -401,7 +445,7 @@ NB_MODULE(_rcpu, m) {
       .def_prop_ro("variance", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::VectorXd(st.variance()); }); },
                    "population variance per channel")
       .def_prop_ro("mean_abs", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::VectorXd(st.mean_abs()); }); })
-      .def_prop_ro("gram", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::MatrixXd(st.gram()); }); },
+      .def_prop_ro("gram", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::MatrixXd(st.gram()); }, true); },
                    "sum over tokens of x x^T (channels x channels)")
       .def("__repr__", [](const PyStatistics& s) {
         return "rcpu.Statistics(channels=" + std::to_string(s.channels()) + ", tokens=" +

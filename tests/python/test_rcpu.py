@@ -62,6 +62,16 @@ def test_strided_rows_and_columns_are_read_in_place():
             assert rel(getattr(s, name), getattr(whole, name)) < 1e-14, name
 
 
+def test_weights_in_any_layout():
+    rng = np.random.default_rng(13)
+    x, W, s = layer(rng)
+    want = rcpu.prune_layer(np.asfortranarray(W), s, ratio=0.25).weight
+    for view in (np.ascontiguousarray(W), W.T.copy().T, np.ascontiguousarray(W[::-1])[::-1]):
+        assert np.array_equal(rcpu.prune_layer(view, s, ratio=0.25).weight, want)
+    rank_one = np.broadcast_to(W[:, :1], W.shape)  # column stride 0: read element by element
+    assert rcpu.unit_scores(rank_one, s).shape == (16,)
+
+
 def test_float16_blocks_are_widened_like_float32():
     rng = np.random.default_rng(3)
     x16 = activations(rng, 5000, 8).astype(np.float16)  # more rows than one chunk (4096)
@@ -104,8 +114,12 @@ def test_bad_blocks_raise_and_change_nothing():
         s.update(np.ones((2, 5), dtype=np.int32))
     with pytest.raises(ValueError, match="float64"):
         s.update(np.ones((2, 5)))  # float64 into float32 statistics: narrowing refused
-    with pytest.raises(ValueError, match="no unit stride"):
+    with pytest.raises(ValueError, match="strided view"):
         s.update(np.ones((4, 10), dtype=np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="broadcast"):
+        s.update(np.broadcast_to(np.ones(5, dtype=np.float32), (3, 5)))  # row stride 0
+    with pytest.raises(ValueError, match="reversed"):
+        s.update(np.ones((3, 5), dtype=np.float32)[::-1])
     bad = np.ones((5000, 5), dtype=np.float16)
     bad[4500, 2] = np.nan  # in the second chunk: the first must not have been added
     with pytest.raises(ValueError):
@@ -115,6 +129,15 @@ def test_bad_blocks_raise_and_change_nothing():
     with pytest.raises(ValueError):
         s.update(bad32)
     assert s.tokens == 4 and np.array_equal(s.sum, before)
+    # A first block that fails leaves the dtype undecided.
+    t = rcpu.Statistics(5)
+    with pytest.raises(ValueError):
+        t.update(np.full((2, 5), np.nan, dtype=np.float32))
+    assert t.dtype == "unset"
+    t.update(np.ones((2, 5)))
+    assert t.dtype == "float64"
+    with pytest.raises(ValueError, match="gram=False"):
+        t.merge(rcpu.Statistics(5, gram=False))
     with pytest.raises(ValueError, match="channels"):
         rcpu.Statistics(-1)
     with pytest.raises(ValueError, match="dtype"):
