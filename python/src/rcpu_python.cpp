@@ -160,22 +160,26 @@ float bf16_to_float(std::uint16_t h) {
   return f;
 }
 
+// Element `off` (in elements) of an array of kind k, as T: the one place that switches on the dtype
+// element by element (half and bfloat16 widen exactly, Inf and NaN included).
+template <typename T>
+T element(const void* data, Kind k, Index off) {
+  switch (k) {
+    case Kind::f16: return T(half_to_float(static_cast<const std::uint16_t*>(data)[off]));
+    case Kind::bf16: return T(bf16_to_float(static_cast<const std::uint16_t*>(data)[off]));
+    case Kind::f32: return T(static_cast<const float*>(data)[off]);
+    case Kind::f64: return T(static_cast<const double*>(data)[off]);
+  }
+  return T(0);
+}
+
 // The first non-finite value of a 2-D array (row, column), or (-1, -1): checked before a widened update
 // so that the chunks can go straight into the statistics (nothing else can fail once the block is finite).
 std::pair<Index, Index> first_non_finite(const Array& a, Kind k) {
   const Index r = Index(a.shape(0)), c = Index(a.shape(1)), s0 = Index(a.stride(0)), s1 = Index(a.stride(1));
   for (Index i = 0; i < r; ++i)
-    for (Index j = 0; j < c; ++j) {
-      const Index off = i * s0 + j * s1;
-      bool finite = true;
-      switch (k) {
-        case Kind::f16: finite = (static_cast<const std::uint16_t*>(a.data())[off] & 0x7c00u) != 0x7c00u; break;
-        case Kind::bf16: finite = (static_cast<const std::uint16_t*>(a.data())[off] & 0x7f80u) != 0x7f80u; break;
-        case Kind::f32: finite = std::isfinite(static_cast<const float*>(a.data())[off]); break;
-        case Kind::f64: finite = std::isfinite(static_cast<const double*>(a.data())[off]); break;
-      }
-      if (!finite) return {i, j};
-    }
+    for (Index j = 0; j < c; ++j)
+      if (!std::isfinite(element<double>(a.data(), k, i * s0 + j * s1))) return {i, j};
   return {-1, -1};
 }
 
@@ -185,15 +189,7 @@ void widen_rows(const Array& a, Kind k, Index r0, Index nr, Eigen::Matrix<T, Eig
   const Index c = Index(a.shape(1)), s0 = Index(a.stride(0)), s1 = Index(a.stride(1));
   out.resize(nr, c);
   for (Index i = 0; i < nr; ++i)
-    for (Index j = 0; j < c; ++j) {
-      const Index off = (r0 + i) * s0 + j * s1;
-      switch (k) {
-        case Kind::f16: out(i, j) = T(half_to_float(static_cast<const std::uint16_t*>(a.data())[off])); break;
-        case Kind::bf16: out(i, j) = T(bf16_to_float(static_cast<const std::uint16_t*>(a.data())[off])); break;
-        case Kind::f32: out(i, j) = T(static_cast<const float*>(a.data())[off]); break;
-        case Kind::f64: out(i, j) = T(static_cast<const double*>(a.data())[off]); break;
-      }
-    }
+    for (Index j = 0; j < c; ++j) out(i, j) = element<T>(a.data(), k, (r0 + i) * s0 + j * s1);
 }
 
 // fn(map) with a map of unit inner stride (known at compile time) and the array's pitch.
@@ -433,6 +429,20 @@ NB_MODULE(_rcpu, m) {
         if (PyStatistics::parse_dtype(dtype) == Kind::f64) return PyStatistics(rcpu::io::load_statistics<double>(dir));
         return PyStatistics(rcpu::io::load_statistics<float>(dir));
       }, "directory"_a, "dtype"_a = "float32", "Reads a statistics directory written by save() or the C++ library")
+      .def_static("from_sums", [](std::int64_t tokens, const Array& sum, const Array& abs_sum, const Array& sq_sum,
+                                  const Array& m2, std::optional<Array> gram, const std::string& dtype) {
+        const Eigen::VectorXd s = vector_arg(sum, "Statistics.from_sums: sum"), a = vector_arg(abs_sum, "Statistics.from_sums: abs_sum"),
+                              q = vector_arg(sq_sum, "Statistics.from_sums: sq_sum"), v = vector_arg(m2, "Statistics.from_sums: m2");
+        const Eigen::MatrixXd G = gram ? with_matrix(*gram, "Statistics.from_sums: gram",
+                                                     [](const auto& g) { return Eigen::MatrixXd(g.template cast<double>()); })
+                                       : Eigen::MatrixXd();
+        const auto mode = gram ? rcpu::GramMode::full : rcpu::GramMode::diagonal;
+        if (PyStatistics::parse_dtype(dtype) == Kind::f64)
+          return PyStatistics(rcpu::Statistics<double>::from_sums(Index(tokens), s, a, q, v, G, mode));
+        return PyStatistics(rcpu::Statistics<float>::from_sums(Index(tokens), s, a, q, v, G, mode));
+      }, "tokens"_a, "sum"_a, "abs_sum"_a, "sq_sum"_a, "m2"_a, "gram"_a = nb::none(), "dtype"_a = "float32",
+         "Statistics rebuilt from their sums (e.g. reduced across processes; rcpu.distributed), every argument "
+         "checked: lengths, shapes, finiteness, signs")
       .def_prop_ro("dtype", &PyStatistics::dtype)
       .def_prop_ro("channels", &PyStatistics::channels)
       .def_prop_ro("has_gram", &PyStatistics::has_gram)
@@ -445,6 +455,10 @@ NB_MODULE(_rcpu, m) {
       .def_prop_ro("variance", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::VectorXd(st.variance()); }); },
                    "population variance per channel")
       .def_prop_ro("mean_abs", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::VectorXd(st.mean_abs()); }); })
+      .def_prop_ro("l2_norm", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::VectorXd(st.l2_norm()); }); },
+                   "||x_j||_2 over the tokens, per channel (Wanda's and FLAP's activation norm)")
+      .def_prop_ro("covariance", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::MatrixXd(st.covariance()); }, true); },
+                   "population covariance G / n - mean mean^T (channels x channels; needs the Gram)")
       .def_prop_ro("gram", [](const PyStatistics& s) { return s.visit([](const auto& st) { return Eigen::MatrixXd(st.gram()); }, true); },
                    "sum over tokens of x x^T (channels x channels)")
       .def("__repr__", [](const PyStatistics& s) {

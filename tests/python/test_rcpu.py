@@ -242,7 +242,7 @@ def test_prune_layer_bad_input_names_it():
     x, W, s = layer(rng)
     with pytest.raises(ValueError, match="ratio"):
         rcpu.prune_layer(W, s, ratio=1.5)
-    with pytest.raises(ValueError, match=r"8x15|15"):
+    with pytest.raises(ValueError, match=r"prune_layer: W is 8x15 but stats has 16 channels"):
         rcpu.prune_layer(W[:, :15], s)
     with pytest.raises(ValueError, match="compensation"):
         rcpu.prune_layer(W, s, compensation="nonsense")
