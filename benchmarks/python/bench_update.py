@@ -4,7 +4,10 @@ Issue 15's target: Python within 5% of C++ for blocks of 512 x 4096 float32.
 
     PYTHONPATH=build/gcc/python python3 benchmarks/python/bench_update.py [--tokens 512 --channels 4096 --rounds 5]
 
-Rounds interleave the contenders; medians are reported, and the ratios are formed within one run."""
+On CPUs that Debian's OpenBLAS 0.3.21 does not know (OPENBLAS_VERBOSE=2 says Prescott) set OPENBLAS_CORETYPE.
+
+Rounds interleave the contenders, each round starting with the next one; medians are reported, and
+the ratios are formed within one run."""
 import argparse
 import statistics
 import time
@@ -28,32 +31,36 @@ def main():
         xt = torch.from_numpy(x)
     except ImportError:
         torch = None
-    times = {"rcpu from Python": [], "rcpu from C++": [], "numpy x.T @ x (float32)": [],
-             "numpy x.T @ x (float64)": []}
-    if torch is not None:
-        times["torch x.T @ x (float32)"] = []
-        times["rcpu from Python, torch tensor"] = []
-    for _ in range(a.rounds):
+    xd = x.astype(np.float64)
+
+    def update(block):
         s = rcpu.Statistics(a.channels, dtype="float32")
         t0 = time.perf_counter()
-        s.update(x)
-        times["rcpu from Python"].append(time.perf_counter() - t0)
-        times["rcpu from C++"].append(_rcpu._time_update_cpp(x, True, 1)[0])
+        s.update(block)
+        return time.perf_counter() - t0
+
+    def product(f):
         t0 = time.perf_counter()
-        x.T @ x
-        times["numpy x.T @ x (float32)"].append(time.perf_counter() - t0)
-        xd = x.astype(np.float64)
-        t0 = time.perf_counter()
-        xd.T @ xd
-        times["numpy x.T @ x (float64)"].append(time.perf_counter() - t0)
-        if torch is not None:
-            t0 = time.perf_counter()
-            xt.T @ xt
-            times["torch x.T @ x (float32)"].append(time.perf_counter() - t0)
-            s = rcpu.Statistics(a.channels, dtype="float32")
-            t0 = time.perf_counter()
-            s.update(xt)
-            times["rcpu from Python, torch tensor"].append(time.perf_counter() - t0)
+        f()
+        return time.perf_counter() - t0
+
+    contenders = [("rcpu from Python", lambda: update(x)),
+                  ("rcpu from C++", lambda: _rcpu._time_update_cpp(x, True, 1)[0]),
+                  ("numpy x.T @ x (float32)", lambda: product(lambda: x.T @ x)),
+                  ("numpy x.T @ x (float64)", lambda: product(lambda: xd.T @ xd))]
+    if torch is not None:
+        contenders += [("rcpu from Python, torch tensor", lambda: update(xt)),
+                       ("torch x.T @ x (float32)", lambda: product(lambda: xt.T @ xt))]
+    times = {name: [] for name, _ in contenders}
+    for r in range(a.rounds):
+        # Each round starts with the next contender, so that no one always follows the same other
+        # (torch's OpenMP threads spin for a while after its product; the CPU slows after an idle wait).
+        k = r % len(contenders)
+        for name, f in contenders[k:] + contenders[:k]:
+            times[name].append(f())
+            if name.startswith("torch"):
+                time.sleep(0.5)  # let torch's threads stop spinning
+                _rcpu._time_update_cpp(x[:128], True, 1)  # and the CPU come back up, untimed
     base = statistics.median(times["rcpu from C++"])
     print(f"Statistics.update on {a.tokens} x {a.channels} float32 (C order), medians of {a.rounds} interleaved rounds")
     print(f"{'':34s} {'ms':>9s} {'/ C++':>7s}")
