@@ -127,7 +127,7 @@ Eigen::VectorXd vector_arg(const Array& a, const char* name) {
   switch (kind_of(a, name)) {
     case Kind::f32: return map1<float>(a).cast<double>();
     case Kind::f64: return map1<double>(a);
-    default: fail(std::string(name) + " must be float32 or float64");
+    default: fail(std::string(name) + " is " + kind_name(kind_of(a, name)) + " of shape " + shape_of(a) + ": must be float32 or float64");
   }
 }
 

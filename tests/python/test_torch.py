@@ -84,26 +84,42 @@ def test_pruned_weight_from_tensors():
     assert a.kept_columns == b.kept_columns and np.array_equal(a.weight, b.weight)
 
 
-def _rank(rank, world, path, init):
+def _rank(rank, world, path, init, case):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     x = activations(np.random.default_rng(34), 700, 10)
     x[350:] += 25.0  # the ranks see different means
     cut = [0, 350, 700]
-    s = rcpu.Statistics(10)
-    s.update(torch.from_numpy(x[cut[rank]:cut[rank + 1]]).float())
-    c = rcpu.distributed.all_reduce(s)
-    np.savez(os.path.join(path, f"rank{rank}.npz"), tokens=c.tokens, dtype=c.dtype,
-             **{q: getattr(c, q) for q in QUANTITIES + ("mean", "variance")})
+    if case == "mismatch":  # rank 1 has one channel more: both ranks must raise, naming the shapes
+        try:
+            rcpu.distributed.all_reduce(rcpu.Statistics(10 + rank))
+            msg = "no error"
+        except ValueError as e:
+            msg = str(e)
+        with open(os.path.join(path, f"rank{rank}.txt"), "w") as f:
+            f.write(msg)
+    else:
+        s = rcpu.Statistics(10)
+        if case == "normal":
+            s.update(torch.from_numpy(x[cut[rank]:cut[rank + 1]]).float())
+        elif rank == 0:  # "empty": rank 1 sees no token, rank 0 float64 blocks
+            s.update(torch.from_numpy(x[:350]))
+        c = rcpu.distributed.all_reduce(s)
+        np.savez(os.path.join(path, f"rank{rank}.npz"), tokens=c.tokens, dtype=c.dtype,
+                 **{q: getattr(c, q) for q in QUANTITIES + ("mean", "variance")})
     dist.destroy_process_group()
 
 
-def test_all_reduce_over_two_gloo_processes(tmp_path):
+def _run(tmp_path, case):
     import torch.multiprocessing as mp
 
     init = "file://" + str(tmp_path / "rendezvous")
-    mp.start_processes(_rank, args=(2, str(tmp_path), init), nprocs=2, start_method="spawn")
+    mp.start_processes(_rank, args=(2, str(tmp_path), init, case), nprocs=2, start_method="spawn")
+
+
+def test_all_reduce_over_two_gloo_processes(tmp_path):
+    _run(tmp_path, "normal")
     x = activations(np.random.default_rng(34), 700, 10)
     x[350:] += 25.0
     one = stats_of(torch.from_numpy(x).float())
@@ -112,3 +128,20 @@ def test_all_reduce_over_two_gloo_processes(tmp_path):
         assert int(got["tokens"]) == 700 and str(got["dtype"]) == "float32"
         for q in QUANTITIES + ("mean", "variance"):
             assert rel(got[q], getattr(one, q)) < 1e-12, (r, q)
+
+
+def test_all_reduce_with_an_empty_rank(tmp_path):
+    _run(tmp_path, "empty")
+    one = stats_of(activations(np.random.default_rng(34), 700, 10)[:350])
+    for r in range(2):
+        got = np.load(tmp_path / f"rank{r}.npz")
+        assert int(got["tokens"]) == 350 and str(got["dtype"]) == "float64"  # the empty rank takes rank 0's dtype
+        for q in QUANTITIES + ("mean", "variance"):
+            assert rel(got[q], getattr(one, q)) < 1e-12, (r, q)
+
+
+def test_all_reduce_refuses_ranks_that_differ(tmp_path):
+    _run(tmp_path, "mismatch")
+    for r in range(2):
+        msg = (tmp_path / f"rank{r}.txt").read_text()
+        assert f"channels from 10 to 11, gram True (this rank: {10 + r} channels, gram=True)" in msg, msg

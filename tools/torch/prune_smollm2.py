@@ -107,6 +107,9 @@ def run_layer(layer, h, pos, chunk):
 def prune_model(model, calib_ids, method, ratio, chunk, log):
     """The RCPU pipeline on `model` in place (sequential statistics: the pruned prefix feeds each layer)."""
     score, compensation, _ = METHODS[method]
+    # run_layer passes no mask: causal only because sdpa makes a missing mask causal (eager would not).
+    if model.config._attn_implementation != "sdpa":
+        raise SystemExit(f"prune_model: needs sdpa attention, the model uses {model.config._attn_implementation}")
     gram = compensation not in ("none", "bias")  # as needs_gram(): only the rotation and ridges read the Gram
     cfg = model.config
     hd = cfg.hidden_size // cfg.num_attention_heads
