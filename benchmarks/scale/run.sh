@@ -12,11 +12,8 @@ cd "$(dirname "$0")/../.."
 windows=${1:-8}
 dir=${RCPU_SCALE_DIR:-build-scale}
 build=${RCPU_SCALE_BUILD:-build/scale}
-# Debian 12's OpenBLAS 0.3.21 does not recognise recent Intel Xeons and runs its generic kernels, inside
-# its LAPACK too (rcpu/kernels.hpp, docs/scale.md: 2x the time per layer); name the core unless told.
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then
-  export OPENBLAS_CORETYPE=SkylakeX
-fi
+# OpenBLAS's generic kernels on recent Intel Xeons (docs/scale.md: 2x the time per layer): name the core.
+source scripts/openblas-core.sh
 scripts/install-deps.sh >/dev/null
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRCPU_BUILD_TESTS=ON -DRCPU_BUILD_EXAMPLES=OFF \
   -DRCPU_BUILD_APPS=OFF >/dev/null

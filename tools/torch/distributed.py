@@ -36,15 +36,6 @@ import rcpu.distributed  # noqa: E402
 QUANTITIES = ["sum", "abs_sum", "sq_sum", "m2", "mean", "variance", "gram"]
 
 
-def calibration(args):
-    meta = compare.gguf_meta(args.model)
-    _, tok, _ = compare.load_tokenizers(args.model, meta)
-    ids = compare.hf_ids(tok, compare.protocol_text(args.text))
-    half = len(ids) // 2
-    starts = prune_smollm2.random_windows(0, half, prune_smollm2.SEQ, args.calib_windows, args.seed)
-    return meta, torch.tensor([ids[s:s + prune_smollm2.SEQ] for s in starts], dtype=torch.long)
-
-
 @torch.inference_mode()
 def collect(model, windows, chunk):
     """Statistics at every layer's o_proj and down_proj inputs over `windows` (dense model, one pass)."""
@@ -65,7 +56,7 @@ def collect(model, windows, chunk):
 def worker(rank, args, port, queue):
     torch.set_num_threads(args.threads)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.ranks)
-    meta, calib = calibration(args)
+    meta, _, _, _, calib = prune_smollm2.tokens_and_calibration(args.model, args.text, args.calib_windows, args.seed)
     model = compare.load_model(args.model, meta)
     n = calib.shape[0]
     mine = calib[rank * n // args.ranks:(rank + 1) * n // args.ranks]

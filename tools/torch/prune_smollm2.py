@@ -76,6 +76,17 @@ def random_windows(first, last, window, count, seed):
     return out
 
 
+def tokens_and_calibration(model_path, text_path, count, seed):
+    """The WikiText text in transformers' tokens of the GGUF and `count` calibration windows of SEQ tokens from
+    its first half, as docs/results.md draws them. Returns (meta, tokenizer note, ids, starts, windows)."""
+    meta = compare.gguf_meta(model_path)
+    _, tok, tok_note = compare.load_tokenizers(model_path, meta)
+    ids = compare.hf_ids(tok, compare.protocol_text(text_path))
+    starts = random_windows(0, len(ids) // 2, SEQ, count, seed)
+    calib = torch.tensor([ids[s:s + SEQ] for s in starts], dtype=torch.long)
+    return meta, tok_note, ids, starts, calib
+
+
 def as_linear(weight, bias):
     """A float32 nn.Linear holding `weight` (d_out x d_in, numpy) and `bias` (numpy or None)."""
     w = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
@@ -201,13 +212,9 @@ def main():
     def log(s):
         print(s, file=sys.stderr, flush=True)
 
-    meta = compare.gguf_meta(args.model)
-    _, tok, tok_note = compare.load_tokenizers(args.model, meta)
-    ids = compare.hf_ids(tok, compare.protocol_text(args.text))
+    meta, tok_note, ids, starts, calib = tokens_and_calibration(args.model, args.text, args.calib_windows, args.seed)
     half = len(ids) // 2
-    first, second = ids[:half], ids[half:]
-    starts = random_windows(0, half, SEQ, args.calib_windows, args.seed)
-    calib = torch.tensor([first[s:s + SEQ] for s in starts], dtype=torch.long)
+    second = ids[half:]
     total = len(second) // SEQ
     windows = compare.evenly(total, args.windows)
     started = datetime.datetime.now(datetime.timezone.utc)
