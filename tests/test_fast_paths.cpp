@@ -259,6 +259,54 @@ TEST_CASE("the compensation on fewer tokens than columns takes the low-rank rout
   }
 }
 
+TEMPLATE_TEST_CASE("every rotation-based compensation on the product routes equals its full-Q route",
+                   "[fast_paths][compensation]", float, double) {
+  using S = TestType;
+  // With more tokens than kept columns Q W_K is unique, so the product routes (the reduced k x k problem
+  // when k < d_out; Q formed when k >= d_out) and full_rotation must give the same weight, bias, scale and
+  // report, geometry included, for the compensations built on Q W_K: the bias correction and the ridge
+  // toward the rotation too.
+  Rng rng(99);
+  const Eigen::Index n = 400;
+  for (auto dims : {std::pair<Eigen::Index, Eigen::Index>{90, 90}, {60, 150}}) {
+    const Eigen::Index d_out = dims.first, d_in = dims.second;
+    INFO("d_out " << d_out << ", d_in " << d_in);
+    const Mat<S> X = (rng.normal<S>(n, d_in).array() + S(0.3)).matrix(), W = rng.normal<S>(d_out, d_in);
+    const Eigen::Matrix<S, Eigen::Dynamic, 1> b = rng.normal<S>(d_out, 1);
+    rcpu::Statistics<S> st(d_in);
+    st.update(X);
+    std::vector<rcpu::Index> kept;
+    for (rcpu::Index j = 0; j < d_in; ++j)
+      if (j % 5 != 2) kept.push_back(j);
+    for (auto c : {rcpu::Compensation::rotation, rcpu::Compensation::rotation_scale, rcpu::Compensation::rotation_bias,
+                   rcpu::Compensation::rotation_ridge}) {
+      INFO(rcpu::to_string(c));
+      rcpu::CompensationOptions opt;
+      opt.geometry = true;
+      opt.lambda = 0.05 * double(n);  // rotation_ridge: comparable to G_KK's diagonal (n E[x^2])
+      rcpu::CompensationOptions full = opt;
+      full.full_rotation = true;
+      const auto ref = rcpu::compensate(W, b, st, kept, c, full);
+      const auto r = rcpu::compensate(W, b, st, kept, c, opt);
+      REQUIRE(ref.report.info == rcpu::Info::success);
+      REQUIRE(r.report.info == rcpu::Info::success);
+      CHECK(ref.rotation.rows() == d_out);
+      // The solve runs in double for both scalars; a float result is its rounding.
+      const double t = tol<S>(1e-10, 1e-6);
+      CHECK(rel_diff(r.weight, ref.weight) <= t);
+      CHECK(rel_diff(r.bias, ref.bias) <= t);
+      CHECK(std::abs(r.scale - ref.scale) <= 1e-12 * ref.scale);
+      CHECK(rel_diff(r.singular_values, ref.singular_values) <= 1e-10);
+      CHECK(std::abs(r.report.after.relative_error - ref.report.after.relative_error) <= 1e-10);
+      CHECK(std::abs(r.report.after.cosine - ref.report.after.cosine) <= 1e-10);
+      CHECK(std::abs(r.report.after.inner_product_distortion - ref.report.after.inner_product_distortion) <= 1e-10);
+      CHECK(std::isfinite(r.report.after.inner_product_distortion));
+      CHECK(r.report.reflection_fixed == ref.report.reflection_fixed);
+      CHECK(r.report.after.relative_error < r.report.before.relative_error);
+    }
+  }
+}
+
 namespace {
 
 // Q W for M = A W^T by the full route: ?gesdd's Q (d x d) times W.
