@@ -75,9 +75,11 @@ CXX=$cxx cmake -S . -B "$build" "${common[@]}" "${cfg[@]}" ${python_cfg[@]+"${py
 cmake --build "$build" -j "$jobs" ${targets[@]+--target "${targets[@]}"}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # CTest runs $jobs tests at once: one OpenBLAS thread each, unless told (OpenBLAS's default, a thread per
-# core in every test, made the SmolLM2 pipeline test spend a third of its time in sched_yield), and the
-# core named where Debian's OpenBLAS does not know the CPU (scripts/openblas-core.sh). Together: that
-# test 127 s -> 34 s on a 2-core Xeon with the other core busy.
+# core in every test, made pipeline_streamed_smollm2 spend a third of its time in sched_yield), and
+# OpenBLAS's SkylakeX core on Intel CPUs with AVX-512, which Debian's OpenBLAS may not recognise
+# (scripts/openblas-core.sh). Together: that test 127 s -> 34 s on a 2-core Xeon, the other core busy.
+# The tools and benchmarks built -march=native then take OpenBLAS's products instead of rcpu's Eigen
+# route (rcpu/kernels.hpp); that code is the one the pure-Eigen builds (test_fast_paths_eigen) test.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 source scripts/openblas-core.sh
 ctest --test-dir "$build" -j "$jobs" --output-on-failure "${ctest_args[@]}" "$@"
