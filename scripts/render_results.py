@@ -18,8 +18,9 @@ hold only part of its plan):
                    test_windows, side_windows, ratios, studies, zeroshot_docs, runs_planned, runs_done,
                    runs_remaining, complete, run_seconds_total, total_seconds, n_heads, ...).
   comparisons.csv  optional. Paired bootstrap 95% intervals (ratio, method_key, baseline_key, metric,
-                   estimate, lo, hi, n): each main method against FLAP and against the rotation;
-                   metric ppl_ratio (PPL method / PPL baseline), zs_mean or zs_<task> (accuracy
+                   estimate, lo, hi, n): each main method against FLAP and against the rotation,
+                   each statistics-study method with dense statistics against itself layer by layer,
+                   the ablation's one-module rotations against the rotation of both; metric ppl_ratio (PPL method / PPL baseline), zs_mean or zs_<task> (accuracy
                    difference, fractions). Without it the claims fall back to point estimates.
   layers.csv       optional. One row per run and layer (the time-per-layer table).
 
@@ -920,10 +921,16 @@ def render_claims(S, w):
         if all(ab.values()):
             get, kind = S.choose(ab.values())
             both, o_only, d_only = (get(ab[m]) for m in ("rcpu_rotation", "rcpu_rotation_o_only", "rcpu_rotation_down_only"))
+            # Intervals from comparisons.csv (on the windows both runs have: the ablation's side windows).
+            parts = []
+            for m, label in (("rcpu_rotation_o_only", "o_proj only"), ("rcpu_rotation_down_only", "down_proj only")):
+                c = S.compare(ab["rcpu_rotation"], ab[m], "ppl_ratio")
+                st = claim_state(c, "ppl_ratio", "better")
+                parts.append("against %s: **%s** (PPL ratio %s)" % (label, claim_word(st, c["point"]), fmt_cmp(c, "ppl_ratio")))
             w("- **(g) Compensating both modules beats compensating either one alone.** Paper, 20%%: 14.40 vs 15.47 "
-              "o_proj only, 15.76 down_proj only. Here at %s (%s, point estimates): %s (%.2f vs %.2f and %.2f)."
-              % (pct(abl_r), S.windows_label(kind),
-                 "holds" if both < o_only and both < d_only else "does not hold", both, o_only, d_only))
+              "o_proj only, 15.76 down_proj only. Here at %s, perplexity %.2f (both) vs %.2f (o_proj only) and %.2f "
+              "(down_proj only) on %s; both %s."
+              % (pct(abl_r), both, o_only, d_only, S.windows_label(kind), "; ".join(parts)))
         else:
             w("- **(g) Compensating both modules beats compensating either one alone.** %s (ablation at %s)."
               % (NOT_RUN, pct(abl_r)))
@@ -1000,17 +1007,28 @@ def render_statistics(S, w):
             cell = lambda run: "%s / %s" % (ppl(S.test_ppl(run)), acc(S.zs(run))) if run else NOT_RUN
             verdict = ""
             if pre and den:
-                dp = S.test_ppl(den) < S.test_ppl(pre)
-                dz = S.zs(den) > S.zs(pre)
-                verdict = "dense: %s perplexity%s" % ("lower" if dp else "higher", (", %s accuracy" % ("higher" if dz else "lower"))
-                                                     if not nan(S.zs(den) + S.zs(pre)) else "")
-                said.append((m, ratio, dp))
+                # dense against pruned_prefix: the paired intervals of comparisons.csv (else point estimates).
+                parts = []
+                for metric in ("ppl_ratio", "zs_mean"):
+                    c = S.compare(den, pre, metric)
+                    if c is not None:
+                        parts.append("%s, %s" % (fmt_cmp(c, metric), ci_verdict(c, metric)))
+                        said.append((m, ratio, metric, better(c, metric), c["point"]))
+                verdict = " / ".join(parts)
             rows.append([pct(ratio), NAMES.get(m, m), cell(pre), cell(den), verdict or NOT_RUN])
-    w(table(["ratio", "method", "pruned_prefix", "dense", "difference"], rows) + "\n")
+    w(table(["ratio", "method", "pruned_prefix", "dense", "dense against pruned_prefix"], rows) + "\n")
     if said:
-        w("Point estimates: dense statistics give the lower perplexity for %s, and the higher for %s.\n" % (
-            ", ".join("%s at %s" % (NAMES.get(m, m), pct(r)) for m, r, d in said if d) or "none",
-            ", ".join("%s at %s" % (NAMES.get(m, m), pct(r)) for m, r, d in said if not d) or "none"))
+        def who(metric, b):
+            return ", ".join("%s at %s" % (NAMES.get(m, m), pct(r)) for m, r, mt, bb, _ in said if mt == metric and bb == b) or "none"
+        point = [p for *_, p in said]
+        w("Last column: the perplexity ratio (dense over layer by layer) and the accuracy difference (dense minus layer "
+          "by layer, points), with %s. Dense statistics are better in perplexity for %s, worse for %s; better in "
+          "accuracy for %s, worse for %s; the rest show no %sdifference.\n" % (
+              "their paired bootstrap 95% intervals" if not any(point) else
+              "point estimates only (comparisons.csv does not pair these runs)" if all(point) else
+              "the paired bootstrap 95% intervals of comparisons.csv, or the point estimate where it does not pair the runs",
+              who("ppl_ratio", "better"), who("ppl_ratio", "worse"), who("zs_mean", "better"), who("zs_mean", "worse"),
+              "" if all(point) else "significant "))
 
 
 def render_side_studies(S, w, out_dir, base):

@@ -944,22 +944,30 @@ void Study::write_outputs() const {
 // Paired bootstrap intervals (rcpu/model/bootstrap.hpp) for the claims of the renderer: each method of
 // the main table against FLAP and against the rotation (the ridge toward the rotation also against the
 // ridge), at every ratio, on the mean zero-shot accuracy (documents resampled within each task), on each
-// task, and on the perplexity ratio (windows resampled). The seeds' runs are not compared: their spread
-// is reported instead.
+// task, and on the perplexity ratio (windows resampled); also each method of the statistics study with
+// dense statistics against itself with layer-by-layer ones, and the ablation's one-module rotations
+// against the rotation of both (on the windows both have: the ablation's are the side windows). The
+// seeds' runs are not compared: their spread is reported instead.
 void Study::write_comparisons() const {
   std::ostringstream f;
   f << "ratio,method_key,baseline_key,metric,estimate,lo,hi,n\n";
   rcpu::model::BootstrapOptions bo;
-  const auto main_run = [&](const std::string& id, double ratio, const std::string& variant = "") -> const Run* {
+  // full: only a run scored on every test window (the ablation's runs have the side windows).
+  const auto main_run = [&](const std::string& id, double ratio, const std::string& variant = "",
+                            bool full = true) -> const Run* {
     for (const auto& rp : m_runs) {
       const Run& r = *rp;
       if (!r.done || r.method_id != id || std::abs(r.opt.ratio - ratio) > 1e-12 || r.corpus != "wikitext" ||
-          r.calib_windows != m_s.calib || r.seed != m_s.seed || !r.full_test)
+          r.calib_windows != m_s.calib || r.seed != m_s.seed || (full && !r.full_test))
         continue;
       const bool dense_stats = r.opt.statistics == rcpu::model::StatisticsSource::dense;
       if (dense_stats != (variant == "dense")) continue;
       if (is_ridge(id) && !(r.studies.count("ridge_best") || r.studies.count("rotation_ridge_best"))) continue;
-      if (r.opt.gqa != rcpu::model::GqaRule::query_heads || r.opt.allocation != rcpu::model::Allocation::uniform) continue;
+      // The AL-AM methods (flap_alam, rcpu_rotation_alam) are the only ones with their own allocation.
+      const bool alam = id.size() > 5 && id.compare(id.size() - 5, 5, "_alam") == 0;
+      if (r.opt.gqa != rcpu::model::GqaRule::query_heads ||
+          (r.opt.allocation == rcpu::model::Allocation::flap_adaptive) != alam)
+        continue;
       return &r;
     }
     return nullptr;
@@ -1008,21 +1016,35 @@ void Study::write_comparisons() const {
       if (rest.size() + 1 == tasks.size()) put("zs_mean_no_boolq", rcpu::model::stratified_mean_difference(rest, bo), rest_docs);
     }
   };
-  for (double ratio : m_s.ratios) {
+  std::set<std::pair<std::string, std::string>> compared;  // (method key, baseline key), each pair once
+  const auto compare_once = [&](double ratio, const Run* a, const Run* b) {
+    if (a != nullptr && b != nullptr && a != b && compared.insert({a->key, b->key}).second) compare(ratio, *a, *b);
+  };
+  std::set<double> ratios(m_s.ratios.begin(), m_s.ratios.end());
+  ratios.insert(m_s.statistics_ratios.begin(), m_s.statistics_ratios.end());
+  ratios.insert(m_s.ablation_ratios.begin(), m_s.ablation_ratios.end());
+  ratios.insert(m_s.sweep_ratio);  // the default ratio of the statistics study and the ablation
+  for (double ratio : ratios) {
     const Run* flap = main_run("flap", ratio);
     const Run* rot = main_run("rcpu_rotation", ratio);
     std::vector<std::pair<std::string, std::string>> methods = {
         {"wanda_sp", ""},  {"flap", ""},          {"flap", "dense"},           {"rcpu_none", ""},   {"rcpu_rotation", ""},
         {"rcpu_rotation_scale", ""}, {"rcpu_rotation_bias", ""}, {"ridge", ""}, {"rcpu_rotation_ridge", ""}};
+    for (const std::string& id : m_s.statistics_methods) {
+      methods.emplace_back(rcpu::model::method_id(id), "");
+      methods.emplace_back(rcpu::model::method_id(id), "dense");
+    }
     for (const auto& [id, variant] : methods) {
       const Run* m = main_run(id, ratio, variant);
-      if (m == nullptr) continue;
-      if (flap != nullptr && m != flap) compare(ratio, *m, *flap);
-      if (rot != nullptr && m != rot) compare(ratio, *m, *rot);
+      compare_once(ratio, m, flap);
+      compare_once(ratio, m, rot);
       // The ridge toward the rotation also against the ridge it modifies.
-      const Run* ridge = main_run("ridge", ratio);
-      if (id == "rcpu_rotation_ridge" && ridge != nullptr) compare(ratio, *m, *ridge);
+      if (id == "rcpu_rotation_ridge") compare_once(ratio, m, main_run("ridge", ratio));
+      // Dense statistics against the same method layer by layer.
+      if (variant == "dense") compare_once(ratio, m, main_run(id, ratio));
     }
+    for (const char* id : {"rcpu_rotation_o_only", "rcpu_rotation_down_only"})
+      compare_once(ratio, main_run(id, ratio, "", false), rot);
   }
   write_atomic(m_s.out + "/comparisons.csv", f.str());
 }

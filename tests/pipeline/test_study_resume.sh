@@ -7,7 +7,9 @@
 #      the CSVs equal those of the full run; 5. a cached run whose definition differs (another seed
 #      written into it) is run again, not reused; 6. nor are zero-shot results of other documents;
 #   7. two workers at once on one cache (claims) write the CSVs of the one-worker run, run nothing twice
-#      and leave no claim behind; a stale claim (its process gone) is taken over.
+#      and leave no claim behind; a stale claim (its process gone) is taken over;
+#   8. the statistics study and the ablation get their intervals: each method with dense statistics
+#      against itself layer by layer, each one-module rotation against the rotation of both.
 # Exit 77 (CTest: skipped) when ../shared/data/stories260K.gguf or WikiText-2 is absent.
 # Usage: test_study_resume.sh STUDY_BINARY SOURCE_DIR
 set -euo pipefail
@@ -107,4 +109,18 @@ diff "$out/cmp1.csv" "$par/comparisons.csv" >/dev/null || fail "two workers: com
 ls "$par/cache" | grep -q '\.claim' && fail "claims left behind: $(ls "$par/cache")"
 ls "$par/cache" | grep -q '\.tmp' && fail "temporary files left behind: $(ls "$par/cache")"
 grep -q "taking over a stale claim" "$out/log" "$out/log2" || fail "the stale claim was not taken over"
-echo "study resume: $n runs; cache, resume, budget stop, stale-definition, stale-document and two-worker checks passed"
+# 8. The statistics study and the ablation at 20%: the pairs of comparisons.csv they add.
+run --out "$out/side" --ratios 0.2 --studies statistics,ablation >"$out/r8" || fail "statistics and ablation run"
+grep -q "remaining=0" "$out/r8" || fail "statistics and ablation run incomplete: $(cat "$out/r8")"
+for pair in flap-dense-r20.0-wikitext6,flap-r20.0-wikitext6 flap_alam-dense-r20.0-wikitext6,flap_alam-r20.0-wikitext6 \
+            rcpu_rotation-dense-r20.0-wikitext6,rcpu_rotation-r20.0-wikitext6 flap_alam-r20.0-wikitext6,flap-r20.0-wikitext6 \
+            rcpu_rotation_o_only-r20.0-wikitext6,rcpu_rotation-r20.0-wikitext6 \
+            rcpu_rotation_down_only-r20.0-wikitext6,rcpu_rotation-r20.0-wikitext6; do
+  grep -q "^0.2,$pair,ppl_ratio," "$out/side/comparisons.csv" || fail "no perplexity interval for $pair"
+done
+# The ablation's runs have the side windows only: their ratio rests on those 3, not on all 6.
+grep -q "^0.2,rcpu_rotation_o_only-r20.0-wikitext6,rcpu_rotation-r20.0-wikitext6,ppl_ratio,.*,3$" "$out/side/comparisons.csv" ||
+  fail "the ablation's interval is not on the side windows"
+grep -q "^0.2,rcpu_rotation-dense-r20.0-wikitext6,rcpu_rotation-r20.0-wikitext6,zs_mean," "$out/side/comparisons.csv" ||
+  fail "no accuracy interval for the rotation with dense statistics"
+echo "study resume: $n runs; cache, resume, budget stop, stale-definition, stale-document, two-worker and side-comparison checks passed"

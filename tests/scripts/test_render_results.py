@@ -169,6 +169,33 @@ class RenderResults(unittest.TestCase):
         self.assertNotIn("not yet run", self.line_of(shift, "| RCPU rotation |"))
         self.assertIn("| RCPU rotation, Python docs |", shift)
 
+    def test_side_study_intervals(self):
+        """The statistics study's dense-against-layer-by-layer pairs and the ablation's one-module rotations
+        against the rotation of both, once comparisons.csv holds them (the sample's tool did not pair them)."""
+        src = self.copy("side")
+        path = os.path.join(src, "comparisons.csv")
+        header, rows = read(path)
+        add = [("flap_alam-dense-r20.0-wikitext8", "flap_alam-r20.0-wikitext8", "ppl_ratio", "1.1", "1.05", "1.15", "4"),
+               ("flap_alam-dense-r20.0-wikitext8", "flap_alam-r20.0-wikitext8", "zs_mean", "0.02", "-0.01", "0.05", "35"),
+               ("rcpu_rotation_o_only-r20.0-wikitext8", "rcpu_rotation-r20.0-wikitext8", "ppl_ratio", "1.2", "1.1", "1.3", "4"),
+               ("rcpu_rotation_down_only-r20.0-wikitext8", "rcpu_rotation-r20.0-wikitext8", "ppl_ratio", "1.05", "0.98",
+                "1.12", "4")]
+        cols = ["method_key", "baseline_key", "metric", "estimate", "lo", "hi", "n"]
+        rows += [[dict(zip(cols, a), ratio="0.2")[h] for h in header] for a in add]
+        write(path, header, rows)
+        page = self.render(src)
+        stats = page.split("## Statistics source")[1].split("\n## ")[0]
+        row = self.line_of(stats, "| 20% | FLAP (WIFV + bias), AL-AM allocation |")
+        self.assertIn("x1.100 [1.050, 1.150], significantly worse", row)
+        self.assertIn("+2.00 points [-1.00, +5.00], no significant difference", row)
+        # The rotation's pair is still missing: its point estimate, said so.
+        self.assertIn("(point estimate only)", self.line_of(stats, "| 20% | RCPU rotation |"))
+        self.assertIn("or the point estimate where it does not pair the runs", stats)
+        g = self.line_of(page, "- **(g)")
+        # Both against o_proj only: the inverse of o_proj only against both.
+        self.assertIn("against o_proj only: **holds** (PPL ratio x0.833 [0.769, 0.909])", g)
+        self.assertIn("against down_proj only: **no significant difference** (PPL ratio x0.952 [0.893, 1.020])", g)
+
     # --- partial and older inputs: they must render
     def test_dense_only(self):
         src = self.copy("dense_only")
@@ -197,6 +224,7 @@ class RenderResults(unittest.TestCase):
         page = self.render(src)
         self.assertIn("No comparisons.csv", page)
         self.assertIn("point estimate", page)
+        self.assertIn("**holds on the point estimate** (PPL ratio x0.902)", self.line_of(page, "- **(g)"))
 
     def test_no_meta(self):
         src = self.copy("nometa")
