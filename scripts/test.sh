@@ -45,7 +45,9 @@ common=(-DRCPU_BUILD_TESTS=ON -DRCPU_BUILD_EXAMPLES=ON -DRCPU_WARNINGS_AS_ERRORS
 # -O2, not CMake's -O3: the tests are small, and -O3 costs ~30% more compile time. The benchmarks and
 # the tools set their own -O3 -march=native.
 release=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG")
-sanitized=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DRCPU_SANITIZE=address,undefined)
+# Sanitizers: -g1 (line tables only; clang's -gline-tables-only) is all a sanitizer report needs for
+# file:line in its stack traces, and compiles ~15% faster than -g under clang (test_model: 75 -> 63 s).
+sanitized=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" -DRCPU_SANITIZE=address,undefined)
 ctest_args=()
 targets=()
 case "$variant" in
