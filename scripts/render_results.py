@@ -435,8 +435,10 @@ def fmt_cmp(c, metric, unit=" points"):
     if c is None:
         return "n/a"
     if metric == "ppl_ratio":
-        s = "x%.3f" % c["est"]
-        return s + ("" if c["point"] else " [%.3f, %.3f]" % (c["lo"], c["hi"]))
+        # A fourth digit where a bound would print as 1.000: the interval's side of 1 must show.
+        d = 4 if not c["point"] and "1.000" in ("%.3f" % c["lo"], "%.3f" % c["hi"]) else 3
+        s = "x%.*f" % (d, c["est"])
+        return s + ("" if c["point"] else " [%.*f, %.*f]" % (d, c["lo"], d, c["hi"]))
     s = signed(100 * c["est"]) + unit
     return s + ("" if c["point"] else " [%s, %s]" % (signed(100 * c["lo"]), signed(100 * c["hi"])))
 
@@ -1097,9 +1099,14 @@ def render_side_studies(S, w, out_dir, base):
                 cells_runs[(m_u, r)] = S.main_run(m_u, r)
                 cells_runs[(m_a, r)] = S.find(m_a, r, "adaptive", windows=calib, stats="pruned_prefix")
         get, kind = S.choose(cells_runs.values())
-        w("AL-AM removes the same global fraction of prunable parameters but lets each layer and module lose a "
-          "different number of units (one threshold on standardised WIFV scores). Test perplexity on %s.\n"
-          % S.windows_label(kind))
+        w("AL-AM aims at the same global fraction of prunable parameters but lets each layer and module lose a "
+          "different number of units (one threshold on standardised WIFV scores, a head costing its q, o and share "
+          "of k, v parameters). The uniform ratio rounds each layer's count down (%s), so at a given ratio the "
+          "AL-AM models can be the smaller ones: compare the parameter counts too. Test perplexity on %s.\n"
+          % ("; ".join("at %s %d of %s heads and %d of %s channels" % (
+              pct(r), math.floor(r * (S.n_heads or 0) + 1e-9), S.n_heads or "?", math.floor(r * (S.ffn or 0) + 1e-9),
+              S.ffn or "?") for r in ad_ratios) if S.n_heads and S.ffn else "floor(ratio x units)",
+             S.windows_label(kind)))
         rows = []
         for m in ("flap", "flap_alam", "rcpu_rotation", "rcpu_rotation_alam"):
             rows.append([NAMES[m]] + ["%s (%s params)" % (ppl(get(cells_runs[(m, r)])), cells_runs[(m, r)]["params"])

@@ -8,8 +8,8 @@
 # Resumable: every finished run is kept in docs/results/cache/ (one JSON file per run, keyed by what
 # defines it), and the same command later goes on where it stopped. --budget-minutes M stops cleanly
 # before a run that would not end within M minutes; the page then marks what is not yet run. The whole
-# study takes many hours on 2 cores (docs/results.md says how long the finished runs took), so it is
-# meant to be run in pieces:
+# study (79 runs) took 18 h of one-thread run time on a 2-core Xeon, about 9 h with the two workers
+# (docs/results.md says how long the finished runs took), so it is meant to be run in pieces:
 #   scripts/reproduce_results.sh --budget-minutes 120     two hours of it, then render the page
 #   scripts/reproduce_results.sh                          all that is left
 #   scripts/reproduce_results.sh --studies main           any rcpu-prune-study options are passed on
