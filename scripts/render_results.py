@@ -20,8 +20,9 @@ hold only part of its plan):
   comparisons.csv  optional. Paired bootstrap 95% intervals (ratio, method_key, baseline_key, metric,
                    estimate, lo, hi, n): each main method against FLAP and against the rotation,
                    each statistics-study method with dense statistics against itself layer by layer,
-                   the ablation's one-module rotations against the rotation of both; metric ppl_ratio (PPL method / PPL baseline), zs_mean or zs_<task> (accuracy
-                   difference, fractions). Without it the claims fall back to point estimates.
+                   the ablation's one-module rotations against the rotation of both; metric
+                   ppl_ratio (PPL method / PPL baseline), zs_mean or zs_<task> (accuracy difference,
+                   fractions). Without it the claims fall back to point estimates.
   layers.csv       optional. One row per run and layer (the time-per-layer table).
 
 Outputs: OUT_MD and, next to it, <name>-ratio.svg (test perplexity against the pruning ratio, one line
