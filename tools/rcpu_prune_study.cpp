@@ -955,6 +955,7 @@ void Study::write_comparisons() const {
   // full: only a run scored on every test window (the ablation's runs have the side windows).
   const auto main_run = [&](const std::string& id, double ratio, const std::string& variant = "",
                             bool full = true) -> const Run* {
+    const rcpu::model::Allocation allocation = rcpu::model::method_options(id, ratio).allocation;  // AL-AM ids
     for (const auto& rp : m_runs) {
       const Run& r = *rp;
       if (!r.done || r.method_id != id || std::abs(r.opt.ratio - ratio) > 1e-12 || r.corpus != "wikitext" ||
@@ -963,11 +964,7 @@ void Study::write_comparisons() const {
       const bool dense_stats = r.opt.statistics == rcpu::model::StatisticsSource::dense;
       if (dense_stats != (variant == "dense")) continue;
       if (is_ridge(id) && !(r.studies.count("ridge_best") || r.studies.count("rotation_ridge_best"))) continue;
-      // The AL-AM methods (flap_alam, rcpu_rotation_alam) are the only ones with their own allocation.
-      const bool alam = id.size() > 5 && id.compare(id.size() - 5, 5, "_alam") == 0;
-      if (r.opt.gqa != rcpu::model::GqaRule::query_heads ||
-          (r.opt.allocation == rcpu::model::Allocation::flap_adaptive) != alam)
-        continue;
+      if (r.opt.gqa != rcpu::model::GqaRule::query_heads || r.opt.allocation != allocation) continue;
       return &r;
     }
     return nullptr;
